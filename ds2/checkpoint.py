@@ -1,0 +1,212 @@
+"""Checkpoints in Hugging Face Hub layout: a folder with ``config.json`` + ``model.safetensors``.
+
+``config.json``::
+
+    {
+      "format": "ds2", "format_version": 1,
+      "model":    {...ModelConfig...},
+      "features": {...FeatureConfig...},
+      "vocab":    ["<blank>", " ", "'", "a", ..., "z"],
+      "decoder":  {"lexicon": "lexicon.txt", "lm": "lm.bin", "lm_weight": 0.8, "word_score": 1.0},
+      "training": {...free-form metadata: data, hours, steps, hardware, results...}
+    }
+
+``decoder`` is optional; its file names are relative to the folder. Weights are only ever
+read with safetensors: a checkpoint holds no pickles. A corrupt or mismatched checkpoint raises
+:class:`ds2.errors.CheckpointError` and nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .features import FeatureConfig
+from .model import DeepSpeech2, ModelConfig
+from .vocab import Vocabulary
+
+FORMAT = "ds2"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class LoadedModel:
+    """A model with everything needed to use it: features, vocabulary, decoder files."""
+
+    model: DeepSpeech2
+    feature_config: FeatureConfig
+    vocab: Vocabulary
+    config: dict  # the raw config.json
+    folder: Path | None = None
+    name: str = ""
+    decoder_files: dict = field(default_factory=dict)  # {"lexicon": Path, "lm": Path}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def lm_path(self) -> Path | None:
+        return self.decoder_files.get("lm")
+
+    @property
+    def lexicon_path(self) -> Path | None:
+        return self.decoder_files.get("lexicon")
+
+    @property
+    def decoder_defaults(self) -> dict:
+        """LM weight and word score tuned for this model (empty if none were tuned)."""
+        d = self.config.get("decoder", {})
+        return {k: d[k] for k in ("lm_weight", "word_score") if k in d}
+
+    def to(self, device) -> LoadedModel:
+        self.model.to(device)
+        return self
+
+
+def build_config(
+    model_cfg: ModelConfig,
+    feature_cfg: FeatureConfig,
+    vocab: Vocabulary,
+    training: dict | None = None,
+    decoder: dict | None = None,
+) -> dict:
+    cfg = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model_cfg.to_dict(),
+        "features": feature_cfg.to_dict(),
+        "vocab": vocab.to_list(),
+    }
+    if decoder:
+        cfg["decoder"] = decoder
+    cfg["training"] = training or {}
+    return cfg
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_pretrained(
+    folder: str | os.PathLike,
+    model: DeepSpeech2,
+    feature_cfg: FeatureConfig,
+    vocab: Vocabulary,
+    training: dict | None = None,
+    decoder: dict | None = None,
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` to ``folder`` (each file atomically)."""
+    from safetensors.torch import save
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write_bytes(folder / WEIGHTS_NAME, save(state, metadata={"format": "pt"}))
+    cfg = build_config(model.cfg, feature_cfg, vocab, training, decoder)
+    _atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
+    return folder
+
+
+def read_config(folder: str | os.PathLike) -> dict:
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"'{folder}' is not a ds2 checkpoint: it has no {CONFIG_NAME}")
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is corrupt: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a ds2 config (no \"format\": \"ds2\")")
+    if cfg.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {cfg['format_version']}, newer than this ds2 reads "
+            f"({FORMAT_VERSION}); upgrade ds2"
+        )
+    return cfg
+
+
+def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> LoadedModel:
+    """Load a checkpoint folder fully, or raise CheckpointError without side effects."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    cfg = read_config(folder)
+    try:
+        model_cfg = ModelConfig.from_dict(cfg["model"])
+        feature_cfg = FeatureConfig.from_dict(cfg["features"])
+        vocab = Vocabulary(tuple(cfg["vocab"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder / CONFIG_NAME} is incomplete or invalid: {e}") from None
+    if model_cfg.vocab_size != len(vocab):
+        raise CheckpointError(
+            f"{folder}: the model has {model_cfg.vocab_size} outputs but the vocabulary has "
+            f"{len(vocab)} symbols"
+        )
+    if model_cfg.n_features != feature_cfg.n_bins:
+        raise CheckpointError(
+            f"{folder}: the model expects {model_cfg.n_features} frequency bins but the feature "
+            f"settings give {feature_cfg.n_bins}"
+        )
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"'{folder}' has no {WEIGHTS_NAME}")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{weights} is corrupt or truncated ({e})") from None
+
+    model = DeepSpeech2(model_cfg)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
+        raise CheckpointError(
+            f"{weights} does not match its config.json: " + "; ".join(parts)
+        )
+    model.load_state_dict(state, strict=True)
+    model.eval().to(device)
+
+    decoder_files = {}
+    for key in ("lexicon", "lm"):
+        rel = cfg.get("decoder", {}).get(key)
+        if rel:
+            path = folder / rel
+            if not path.is_file():
+                raise CheckpointError(f"{folder}: config.json names {key} file '{rel}', not found")
+            decoder_files[key] = path
+    return LoadedModel(
+        model=model,
+        feature_config=feature_cfg,
+        vocab=vocab,
+        config=cfg,
+        folder=folder,
+        name=name or folder.name,
+        decoder_files=decoder_files,
+    )
