@@ -33,7 +33,8 @@ def _read_with_soundfile(data, name: str) -> tuple[np.ndarray, int]:
     try:
         audio, sr = sf.read(data, dtype="float32", always_2d=True)
     except sf.LibsndfileError as e:
-        raise _Unreadable(str(e)) from None
+        # error_string is libsndfile's own words, without the repr of a BytesIO source.
+        raise _Unreadable(getattr(e, "error_string", "") or str(e)) from None
     except (RuntimeError, TypeError, EOFError) as e:  # some libsndfile builds raise these
         raise _Unreadable(str(e)) from None
     return audio, sr
@@ -51,8 +52,26 @@ def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     cmd += ["-ar", str(SAMPLE_RATE), "-"]
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
-        raise _Unreadable(proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or "")
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise _Unreadable(lines[-1] if lines else f"ffmpeg exited with {proc.returncode}")
     return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 1), SAMPLE_RATE
+
+
+def _read_bytes_with_ffmpeg(data: bytes, first: Exception) -> tuple[np.ndarray, int]:
+    # ffmpeg reads containers such as m4a only from a seekable file, not from a pipe.
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ds2-audio-") as tmp:
+        path = os.path.join(tmp, "upload")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            return _read_with_ffmpeg(path)
+        except _Unreadable:
+            hint = "" if shutil.which("ffmpeg") else " (install ffmpeg to read more formats)"
+            raise AudioError(
+                f"the data is not a supported audio file or is damaged ({first}){hint}"
+            ) from None
 
 
 def read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -89,13 +108,18 @@ def to_mono_float(samples: np.ndarray) -> np.ndarray:
         samples = (samples.astype(np.float32) - half) / half
     else:
         samples = samples.astype(np.float32, copy=False)
+    if samples.size == 0:
+        # An empty (0, channels) read must stay empty, not become the mean of nothing (NaN).
+        return np.zeros(0, dtype=np.float32)
     if samples.ndim == 2:
         # Channels are the short axis: gradio gives [n, ch], some libraries give [ch, n].
         if samples.shape[0] < samples.shape[1] and samples.shape[0] <= 8:
             samples = samples.T
         samples = samples.mean(axis=1)
     elif samples.ndim != 1:
-        raise AudioError(f"audio must be 1-D or 2-D (samples x channels), got shape {samples.shape}")
+        raise AudioError(
+            f"audio must be 1-D or 2-D (samples x channels), got shape {samples.shape}"
+        )
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
@@ -145,8 +169,8 @@ def load_audio(
             raise AudioError("the audio data is empty (0 bytes)")
         try:
             samples, sample_rate = _read_with_soundfile(io.BytesIO(source), "bytes")
-        except _Unreadable as e:
-            raise AudioError(f"the data is not a supported audio file or is damaged ({e})") from None
+        except _Unreadable as first:
+            samples, sample_rate = _read_bytes_with_ffmpeg(bytes(source), first)
     elif isinstance(source, np.ndarray) or hasattr(source, "numpy"):
         samples = source.numpy() if hasattr(source, "numpy") else source
         if sample_rate is None:

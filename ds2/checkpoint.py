@@ -64,7 +64,7 @@ class LoadedModel:
     @property
     def decoder_defaults(self) -> dict:
         """LM weight and word score tuned for this model (empty if none were tuned)."""
-        d = self.config.get("decoder", {})
+        d = self.config.get("decoder") or {}
         return {k: d[k] for k in ("lm_weight", "word_score") if k in d}
 
     def to(self, device) -> LoadedModel:
@@ -133,13 +133,32 @@ def read_config(folder: str | os.PathLike) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is corrupt: not valid JSON ({e})") from None
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a ds2 config (no \"format\": \"ds2\")")
-    if cfg.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f'{path} is not a ds2 config (no "format": "ds2")')
+    version = cfg.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{path} is corrupt: format_version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has format version {cfg['format_version']}, newer than this ds2 reads "
             f"({FORMAT_VERSION}); upgrade ds2"
         )
     return cfg
+
+
+def _check_features(cfg: FeatureConfig) -> None:
+    """Raise ValueError for feature settings that compute_features cannot honour."""
+    from .features import _WINDOWS
+
+    for name in ("sample_rate", "n_fft", "win_length", "hop_length"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"features.{name} must be a positive integer, got {value!r}")
+    if cfg.win_length > cfg.n_fft:
+        raise ValueError(f"features.win_length {cfg.win_length} exceeds n_fft {cfg.n_fft}")
+    if cfg.window not in _WINDOWS:
+        raise ValueError(f"features.window {cfg.window!r} is not one of {sorted(_WINDOWS)}")
+    if cfg.normalize not in ("utterance", "none"):
+        raise ValueError(f"features.normalize {cfg.normalize!r} is not 'utterance' or 'none'")
 
 
 def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> LoadedModel:
@@ -152,9 +171,19 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
     try:
         model_cfg = ModelConfig.from_dict(cfg["model"])
         feature_cfg = FeatureConfig.from_dict(cfg["features"])
+        _check_features(feature_cfg)
+        if not isinstance(cfg["vocab"], list) or not all(isinstance(t, str) for t in cfg["vocab"]):
+            raise ValueError("vocab must be a list of strings")
         vocab = Vocabulary(tuple(cfg["vocab"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{folder / CONFIG_NAME} is incomplete or invalid: {e}") from None
+        decoder = cfg.get("decoder") or {}
+        if not isinstance(decoder, dict):
+            raise ValueError(f"decoder must be an object, got {type(decoder).__name__}")
+        for key in ("lexicon", "lm"):
+            if decoder.get(key) is not None and not isinstance(decoder[key], str):
+                raise ValueError(f"decoder.{key} must be a file name")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing key {e}" if isinstance(e, KeyError) else str(e)
+        raise CheckpointError(f"{folder / CONFIG_NAME} is incomplete or invalid: {what}") from None
     if model_cfg.vocab_size != len(vocab):
         raise CheckpointError(
             f"{folder}: the model has {model_cfg.vocab_size} outputs but the vocabulary has "
@@ -173,7 +202,12 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is corrupt or truncated ({e})") from None
 
-    model = DeepSpeech2(model_cfg)
+    try:
+        model = DeepSpeech2(model_cfg)
+    except (TypeError, ValueError, IndexError, RuntimeError, ZeroDivisionError) as e:
+        raise CheckpointError(
+            f"{folder / CONFIG_NAME} describes a model that cannot be built: {e}"
+        ) from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -186,16 +220,16 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
             parts.append(f"unexpected {unexpected[:3]}")
         if wrong:
             k = wrong[0]
-            parts.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
-        raise CheckpointError(
-            f"{weights} does not match its config.json: " + "; ".join(parts)
-        )
+            parts.append(
+                f"{k} has shape {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}"
+            )
+        raise CheckpointError(f"{weights} does not match its config.json: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
 
     decoder_files = {}
     for key in ("lexicon", "lm"):
-        rel = cfg.get("decoder", {}).get(key)
+        rel = decoder.get(key)
         if rel:
             path = folder / rel
             if not path.is_file():

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .audio import SAMPLE_RATE
+from .errors import AudioError
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ def magnitude_spectrogram(audio: torch.Tensor, cfg: FeatureConfig) -> torch.Tens
     audio : torch.Tensor, shape = (n_samples,) or (batch, n_samples), float32
     returns : torch.Tensor, shape = (n_bins, n_frames) or (batch, n_bins, n_frames)
     """
+    if audio.ndim not in (1, 2) or audio.shape[-1] <= cfg.n_fft // 2:
+        # center=True reflect-pads n_fft // 2 samples per side, which needs more samples than that.
+        raise AudioError(
+            f"cannot compute features of audio shaped {tuple(audio.shape)}: expected "
+            f"(n_samples,) or (batch, n_samples) with more than {cfg.n_fft // 2} samples"
+        )
     spec = torch.stft(
         audio.float(),
         n_fft=cfg.n_fft,
@@ -110,7 +117,7 @@ def pad_features(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     """Stack utterances of different lengths into a zero-padded batch.
 
     feats : list of torch.Tensor, each shape = (n_bins, n_frames_i)
-    returns : (features, lengths) with features shape = (batch, n_bins, max_frames), lengths (batch,)
+    returns : (features, lengths): features shape = (batch, n_bins, max_frames), lengths (batch,)
     """
     lengths = torch.tensor([f.shape[-1] for f in feats], dtype=torch.long)
     batch = feats[0].new_zeros(len(feats), feats[0].shape[0], int(lengths.max()))

@@ -58,7 +58,8 @@ class ModelConfig:
 
     @property
     def rnn_input_size(self) -> int:
-        return self.convs[-1].channels * self.conv_out_features
+        channels = self.convs[-1].channels if self.convs else 1  # no convs: raw bins go in
+        return channels * self.conv_out_features
 
     @property
     def time_stride(self) -> int:
@@ -69,7 +70,7 @@ class ModelConfig:
         return s
 
     def output_lengths(self, lengths):
-        """Exact output frames for ``lengths`` input frames (int or LongTensor), per conv formula."""
+        """Exact output frames for ``lengths`` input frames (int or LongTensor): conv formula."""
         for c in self.convs:
             lengths = (lengths + 2 * c.padding[1] - c.kernel[1]) // c.stride[1] + 1
         return lengths

@@ -1,0 +1,252 @@
+"""Checkpoint folders: exact round trip, no pickles, a clear CheckpointError for each defect."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+
+import pytest
+import torch
+
+import ds2
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ds2.errors import CheckpointError
+from ds2.features import FeatureConfig
+from ds2.model import DeepSpeech2, preset
+from ds2.vocab import Vocabulary
+from tests.utils import make_tiny_checkpoint, tiny_config
+
+
+def outputs(model: DeepSpeech2, seed: int = 0):
+    """Log-probs of a fixed two-utterance batch, shape (2, T', V)."""
+    gen = torch.Generator().manual_seed(seed)
+    feats = torch.randn(2, model.cfg.n_features, 80, generator=gen)
+    with torch.no_grad():
+        return model.eval()(feats, torch.tensor([80, 57]))
+
+
+def trained_looking(cfg, seed: int = 0) -> DeepSpeech2:
+    """A model with non-default BatchNorm statistics, which the round trip must carry."""
+    torch.manual_seed(seed)
+    model = DeepSpeech2(cfg)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.num_batches_tracked.fill_(123)
+    return model.eval()
+
+
+@pytest.fixture
+def ckpt(tmp_path):
+    """A fresh tiny checkpoint folder each test may damage."""
+    return make_tiny_checkpoint(tmp_path / "tiny")
+
+
+def edit_config(folder, change):
+    cfg = json.loads((folder / CONFIG_NAME).read_text())
+    change(cfg)
+    (folder / CONFIG_NAME).write_text(json.dumps(cfg))
+
+
+# --------------------------------------------------------------------------------------------
+# Round trip
+
+
+@pytest.mark.parametrize("cfg", [tiny_config(), preset("ds2-small")], ids=["tiny", "ds2-small"])
+def test_round_trip_gives_identical_log_probs(tmp_path, cfg):
+    model = trained_looking(cfg)
+    training = {"steps": 1200, "data": ["librispeech-clean-100"], "wer": {"dev-clean": 0.31}}
+    decoder = {"lm_weight": 0.7, "word_score": 1.5}
+    save_pretrained(tmp_path / "m", model, FeatureConfig(), Vocabulary(), training, decoder)
+
+    loaded = ds2.load_folder(tmp_path / "m")
+    assert loaded.model.cfg == model.cfg
+    assert loaded.feature_config == FeatureConfig()
+    assert loaded.vocab == Vocabulary()
+    assert loaded.config["training"] == training
+    assert loaded.decoder_defaults == {"lm_weight": 0.7, "word_score": 1.5}
+    assert loaded.name == "m" and loaded.folder == tmp_path / "m"
+    assert not loaded.model.training
+    original, restored = model.state_dict(), loaded.model.state_dict()
+    assert original.keys() == restored.keys()
+    assert all(torch.equal(original[k], restored[k]) for k in original)
+    (lp_a, len_a), (lp_b, len_b) = outputs(model), outputs(loaded.model)
+    assert torch.equal(lp_a, lp_b) and torch.equal(len_a, len_b)
+
+
+def test_round_trip_keeps_custom_features_and_vocab(tmp_path):
+    feats = FeatureConfig(n_fft=320, win_length=320, hop_length=160, window="hann")
+    vocab = Vocabulary(("<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz", "-"))
+    cfg = preset("ds2-small", n_features=feats.n_bins, vocab_size=len(vocab))
+    model = trained_looking(cfg, seed=3)
+    save_pretrained(tmp_path / "m", model, feats, vocab)
+
+    loaded = ds2.load_folder(tmp_path / "m")
+    assert loaded.feature_config == feats and loaded.vocab == vocab
+    assert torch.equal(outputs(model)[0], outputs(loaded.model)[0])
+
+
+def test_saving_again_overwrites_and_leaves_no_temp_files(tmp_path):
+    folder = tmp_path / "m"
+    first, second = trained_looking(tiny_config(), 0), trained_looking(tiny_config(), 1)
+    save_pretrained(folder, first, FeatureConfig(), Vocabulary())
+    save_pretrained(folder, second, FeatureConfig(), Vocabulary())
+    assert sorted(p.name for p in folder.iterdir()) == [CONFIG_NAME, WEIGHTS_NAME]
+    assert torch.equal(outputs(ds2.load_folder(folder).model)[0], outputs(second)[0])
+
+
+def test_nothing_is_pickled(tmp_path, ckpt):
+    lexicon = ckpt / "lexicon.txt"
+    lexicon.write_text("hello\th e l l o |\n")
+    edit_config(ckpt, lambda c: c.update(decoder={"lexicon": "lexicon.txt"}))
+    assert {p.suffix for p in ckpt.iterdir()} <= {".json", ".safetensors", ".txt"}
+
+    for path in ckpt.iterdir():
+        head = path.read_bytes()[:2]
+        assert head[:1] != b"\x80", f"{path.name} starts like a pickle"
+        assert head != b"PK", f"{path.name} is a zip archive (torch.save format)"
+    json.loads((ckpt / CONFIG_NAME).read_text())
+    # safetensors: 8-byte little-endian header length, then a JSON header naming every tensor.
+    raw = (ckpt / WEIGHTS_NAME).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    state = DeepSpeech2(tiny_config()).state_dict()
+    assert set(header) - {"__metadata__"} == set(state)
+    assert all(header[k]["shape"] == list(v.shape) for k, v in state.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Defects: each one a CheckpointError that names the problem
+
+
+def test_missing_folder_or_config(tmp_path):
+    with pytest.raises(CheckpointError, match="is not a ds2 checkpoint: it has no config.json"):
+        ds2.load_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        ds2.load_folder(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"format": "ds2", "model": {', "corrupt: not valid JSON"),
+        ("", "corrupt: not valid JSON"),
+        ("\xff\xfe garbage", "corrupt: not valid JSON"),
+        ('{"model_type": "wav2vec2"}', "not a ds2 config"),
+        ('["ds2"]', "not a ds2 config"),
+        ('{"format": "ds2", "format_version": 99}', "format version 99, newer than this ds2"),
+        ('{"format": "ds2", "format_version": "one"}', "format_version 'one' is not an integer"),
+    ],
+)
+def test_corrupt_config_json(ckpt, text, message):
+    (ckpt / CONFIG_NAME).write_text(text, encoding="latin-1")
+    with pytest.raises(CheckpointError, match=message):
+        ds2.load_folder(ckpt)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.pop("model"), "missing key 'model'"),
+        (lambda c: c.pop("vocab"), "missing key 'vocab'"),
+        (lambda c: c.update(model=[1, 2]), "incomplete or invalid"),
+        (lambda c: c["model"].update(rnn_type="transformer"), "rnn_type must be 'lstm' or 'gru'"),
+        (lambda c: c["model"].update(rnn_hidden="big"), "cannot be built"),
+        (lambda c: c["model"].update(rnn_hidden=0), "cannot be built"),
+        (lambda c: c["features"].update(window="kaiser"), "window 'kaiser' is not one of"),
+        (lambda c: c["features"].update(hop_length=0), "hop_length must be a positive integer"),
+        (lambda c: c["features"].update(normalize="global"), "normalize 'global'"),
+        (lambda c: c.update(vocab=c["vocab"][1:] + ["-"]), "first token must be the blank"),
+        (lambda c: c.update(vocab=c["vocab"][:-1] + ["a"]), "tokens must be unique"),
+        (lambda c: c.update(vocab="abc"), "vocab must be a list of strings"),
+        (lambda c: c.update(decoder=["lm.bin"]), "decoder must be an object"),
+        (lambda c: c.update(decoder={"lm": 3}), "decoder.lm must be a file name"),
+    ],
+)
+def test_invalid_config_values(ckpt, change, message):
+    edit_config(ckpt, change)
+    with pytest.raises(CheckpointError, match=message):
+        ds2.load_folder(ckpt)
+
+
+def test_wrong_vocab_size(ckpt):
+    # The vocabulary grows but the model config still says 29 outputs.
+    edit_config(ckpt, lambda c: c.update(vocab=c["vocab"] + ["-"]))
+    with pytest.raises(CheckpointError, match="29 outputs but the vocabulary has 30 symbols"):
+        ds2.load_folder(ckpt)
+    # Config made consistent (30 and 30), but the weights were trained with 29 outputs.
+    edit_config(ckpt, lambda c: c["model"].update(vocab_size=30))
+    with pytest.raises(
+        CheckpointError, match=r"head.weight has shape \(29, 64\), expected \(30, 64"
+    ):
+        ds2.load_folder(ckpt)
+
+
+def test_features_that_do_not_fit_the_model(ckpt):
+    edit_config(ckpt, lambda c: c["features"].update(n_fft=512, win_length=512))
+    with pytest.raises(CheckpointError, match="expects 201 frequency bins but the feature"):
+        ds2.load_folder(ckpt)
+
+
+def test_mismatched_shapes(ckpt):
+    edit_config(ckpt, lambda c: c["model"].update(rnn_hidden=48))
+    with pytest.raises(CheckpointError, match="does not match its config.json: .* has shape"):
+        ds2.load_folder(ckpt)
+
+
+def test_missing_and_unexpected_weights(ckpt):
+    edit_config(ckpt, lambda c: c["model"].update(rnn_layers=2))
+    with pytest.raises(CheckpointError, match=r"missing \['rnn.bias_hh_l1'"):
+        ds2.load_folder(ckpt)
+    edit_config(ckpt, lambda c: c["model"].update(rnn_layers=1, bidirectional=False))
+    with pytest.raises(CheckpointError, match="unexpected"):
+        ds2.load_folder(ckpt)
+
+
+@pytest.mark.parametrize("keep", [0, 4, 100, 0.5, -1], ids=["empty", "4B", "100B", "half", "-1B"])
+def test_truncated_weights(ckpt, keep):
+    raw = (ckpt / WEIGHTS_NAME).read_bytes()
+    n = int(len(raw) * keep) if isinstance(keep, float) else (keep % len(raw) if keep else 0)
+    (ckpt / WEIGHTS_NAME).write_bytes(raw[:n])
+    with pytest.raises(CheckpointError, match="model.safetensors is corrupt or truncated"):
+        ds2.load_folder(ckpt)
+
+
+def test_weights_that_are_not_safetensors(ckpt, tmp_path):
+    # A torch.save file in place of the weights must be refused, never unpickled.
+    torch.save(DeepSpeech2(tiny_config()).state_dict(), tmp_path / "state.pt")
+    shutil.copy(tmp_path / "state.pt", ckpt / WEIGHTS_NAME)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        ds2.load_folder(ckpt)
+
+
+def test_missing_weights_file(ckpt):
+    (ckpt / WEIGHTS_NAME).unlink()
+    with pytest.raises(CheckpointError, match="has no model.safetensors"):
+        ds2.load_folder(ckpt)
+
+
+def test_decoder_files(ckpt):
+    decoder = {"lexicon": "lexicon.txt", "lm": "lm.bin", "lm_weight": 0.8, "word_score": -0.5}
+    edit_config(ckpt, lambda c: c.update(decoder=decoder))
+    with pytest.raises(CheckpointError, match="names lexicon file 'lexicon.txt', not found"):
+        ds2.load_folder(ckpt)
+    (ckpt / "lexicon.txt").write_text("hello\th e l l o |\n")
+    with pytest.raises(CheckpointError, match="names lm file 'lm.bin', not found"):
+        ds2.load_folder(ckpt)
+    (ckpt / "lm.bin").write_bytes(b"binary lm")
+
+    loaded = ds2.load_folder(ckpt)
+    assert loaded.lexicon_path == ckpt / "lexicon.txt"
+    assert loaded.lm_path == ckpt / "lm.bin"
+    assert loaded.decoder_defaults == {"lm_weight": 0.8, "word_score": -0.5}
+
+
+def test_no_decoder_section(ckpt):
+    edit_config(ckpt, lambda c: c.update(decoder=None))
+    loaded = ds2.load_folder(ckpt)
+    assert loaded.lm_path is None and loaded.lexicon_path is None
+    assert loaded.decoder_defaults == {}
