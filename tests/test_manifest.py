@@ -1,0 +1,91 @@
+import json
+
+import pytest
+
+from train.manifest import (
+    ManifestError,
+    filter_duration,
+    manifest_stats,
+    read_manifest,
+    write_manifest,
+)
+
+
+def _rows(tmp_path):
+    return [
+        {
+            "audio": str(tmp_path / "a" / "1.flac"),
+            "duration": 1.5,
+            "text": "he ran fast",
+            "speaker": "s1",
+            "engine": "espeak",
+        },
+        {"audio": "/elsewhere/2.flac", "duration": 3.0, "text": "a dying fire", "speaker": "s2"},
+        {"audio": str(tmp_path / "3.flac"), "duration": 12.0, "text": "hi there", "speaker": "s1"},
+    ]
+
+
+def test_round_trip_keeps_rows_and_extra_keys(tmp_path):
+    path = write_manifest(tmp_path / "m.jsonl", _rows(tmp_path))
+    back = read_manifest(path)
+    assert back == _rows(tmp_path)
+    stored = [json.loads(line) for line in path.read_text().splitlines()]
+    # Paths under the manifest's folder are stored relative; others stay absolute.
+    assert stored[0]["audio"] == "a/1.flac"
+    assert stored[1]["audio"] == "/elsewhere/2.flac"
+
+
+def test_relative_paths_resolve_against_the_manifest_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    m = tmp_path / "sub" / "m.jsonl"
+    m.write_text('{"audio": "x/y.flac", "duration": 2, "text": "ok go", "speaker": "a"}\n\n')
+    (row,) = read_manifest(m)
+    assert row["audio"] == str((tmp_path / "sub" / "x" / "y.flac").resolve())
+    assert row["duration"] == 2.0 and isinstance(row["duration"], float)
+
+
+def test_duration_filters(tmp_path):
+    path = write_manifest(tmp_path / "m.jsonl", _rows(tmp_path))
+    assert [r["duration"] for r in read_manifest(path, min_duration=2.0)] == [3.0, 12.0]
+    assert [r["duration"] for r in read_manifest(path, max_duration=10)] == [1.5, 3.0]
+    assert len(filter_duration(_rows(tmp_path), 1.0, 3.0)) == 2
+
+
+def test_stats(tmp_path):
+    s = manifest_stats(_rows(tmp_path))
+    assert s["utterances"] == 3 and s["speakers"] == 2
+    assert s["hours"] == pytest.approx(16.5 / 3600, abs=1e-4)
+    assert s["min_s"] == 1.5 and s["max_s"] == 12.0
+    assert manifest_stats([])["utterances"] == 0
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"audio": "a.flac", "duration": 1, "text": "x y"}', "missing key 'speaker'"),
+        ('{"audio": "a.flac", "duration": "1", "text": "x", "speaker": "s"}', "'duration' must"),
+        ('{"audio": "a.flac", "duration": 0, "text": "x", "speaker": "s"}', "duration must be > 0"),
+        ("[1, 2]", "expected a JSON object"),
+    ],
+)
+def test_bad_rows_name_the_line(tmp_path, line, message):
+    m = tmp_path / "bad.jsonl"
+    good = '{"audio": "a.flac", "duration": 1, "text": "x", "speaker": "s"}'
+    m.write_text(good + "\n" + line + "\n")
+    with pytest.raises(ManifestError, match=message) as e:
+        read_manifest(m)
+    assert f"{m}:2" in str(e.value)
+
+
+def test_missing_file_and_bad_write(tmp_path):
+    with pytest.raises(ManifestError, match="not found"):
+        read_manifest(tmp_path / "nope.jsonl")
+    target = tmp_path / "m.jsonl"
+    write_manifest(target, _rows(tmp_path)[:1])
+    before = target.read_text()
+    with pytest.raises(ManifestError, match="missing key"):
+        write_manifest(target, [{"audio": "x.flac", "duration": 1.0, "text": "a"}])
+    # The failed write left the old manifest intact and no temporary file behind.
+    assert target.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]

@@ -1,0 +1,188 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ds2.audio import SAMPLE_RATE
+from train import synth
+from train.manifest import read_manifest
+from train.text_corpus import Sentence, make_sentences, split_sentences, text_split
+
+HAVE = synth.available_engines()
+SENTENCES = {
+    "train": [
+        Sentence("he ran fast", "He ran fast.", "t"),
+        Sentence("the dog slept by the warm fire", "The dog slept by the warm fire.", "t"),
+        Sentence("a dying fire", "A dying fire.", "t"),
+        Sentence("she can breathe better when the air is clean",
+                 "She can breathe better, when the air is clean.", "t"),
+    ],
+    "valid": [Sentence("the cars raced down the avenue", "The cars raced down the avenue.", "t")],
+    "test": [Sentence("these glasses break easily", "These glasses break easily.", "t")],
+}  # fmt: skip
+
+
+def _items(engine, names, n=2):
+    voices = [v for v in synth.list_voices([engine]) if v.name in names]
+    assert voices, f"no {engine} voice among {names}"
+    items = []
+    for k in range(n):
+        s = SENTENCES["train"][k]
+        v = voices[k % len(voices)]
+        items.append(synth.Item(f"train-{k:07d}", "train", s.text, s.speak, v, 1.1, [0, k]))
+    return items
+
+
+@pytest.mark.parametrize(
+    "engine, names",
+    [
+        ("espeak", {"gmw/en-US+f2", "gmw/en-GB-scotland+klatt"}),
+        ("flite", {"slt", "kal"}),
+        ("festival", {"ked_diphone", "cmu_us_slt_arctic_hts"}),
+    ],
+)
+def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
+    if not HAVE[engine]:
+        pytest.skip(f"{engine} is not installed (train/setup_tts.sh)")
+    items = _items(engine, names, n=3 if engine == "festival" else 2)
+    rows = synth.synth_task(items, str(tmp_path))
+    assert [r.get("error") for r in rows] == [None] * len(items)
+    for it, row in zip(items, rows):
+        audio, sr = sf.read(row["audio"])
+        assert sr == SAMPLE_RATE and audio.ndim == 1
+        assert row["duration"] == pytest.approx(len(audio) / sr, abs=1e-3)
+        assert row["speaker"] == it.voice.id and row["text"] == it.text
+        # Speech at a human rate: 6-30 characters a second, and not silent.
+        assert 6 < len(it.text) / row["duration"] < 30
+        assert np.sqrt(np.mean(audio**2)) > 0.005
+        assert row["audio"].endswith(".flac") and os.path.dirname(row["audio"]).startswith(
+            str(tmp_path / "audio" / "train")
+        )
+
+
+def test_voices_are_many_with_stable_ids():
+    voices = synth.list_voices()
+    ids = [v.id for v in voices]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)
+    assert synth.list_voices() == voices
+    if HAVE["espeak"]:
+        assert sum(v.engine == "espeak" for v in voices) >= 24
+    held = synth.heldout_talkers(voices, seed=0)
+    assert held == synth.heldout_talkers(voices, seed=0)
+    assert sum(v.talker in held for v in voices) >= 2
+    assert any(v.talker not in held for v in voices)
+
+
+def test_plan_is_deterministic_given_the_seed():
+    voices = synth.list_voices(["espeak"]) if HAVE["espeak"] else pytest.skip("no espeak-ng")
+    held = synth.heldout_talkers(voices, 0)
+    a = synth.Planner(SENTENCES, voices, held, 0, synth.ENGINE_WEIGHTS)
+    b = synth.Planner(SENTENCES, voices, held, 0, synth.ENGINE_WEIGHTS)
+    c = synth.Planner(SENTENCES, voices, held, 1, synth.ENGINE_WEIGHTS)
+    seq = [a.item("train", k) for k in range(30)]
+    assert [b.item("train", k) for k in range(30)] == seq
+    assert [c.item("train", k) for k in range(30)] != seq
+    # Items can be drawn in any order: item k depends on (seed, split, k) only.
+    assert [a.item("train", k) for k in reversed(range(30))][::-1] == seq
+    assert all(it.voice.talker not in held for it in seq)
+    assert all(a.item("test_unseen_voice", k).voice.talker in held for k in range(10))
+    assert {it.text for it in seq} == {s.text for s in SENTENCES["train"]}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    if not HAVE["espeak"]:
+        pytest.skip("espeak-ng is not installed")
+    out = tmp_path_factory.mktemp("synth") / "corpus"
+    summary = synth.build(out, 0.012, seed=3, jobs=2, engines=["espeak"], valid_fraction=0.2,
+                          test_fraction=0.2, progress=False, sentences=SENTENCES)  # fmt: skip
+    return out, summary
+
+
+def test_build_writes_splits_with_unseen_voices_held_out(corpus):
+    out, summary = corpus
+    rows = {s: read_manifest(out / f"{s}.jsonl") for s in synth.SPLITS}
+    assert all(rows.values())
+    train_spk = {r["speaker"] for r in rows["train"]}
+    test_spk = {r["speaker"] for r in rows["test_unseen_voice"]}
+    assert train_spk.isdisjoint(test_spk)
+    assert {r["speaker"] for r in rows["valid"]} <= set(summary["train_voices"])
+    assert test_spk <= set(summary["heldout_voices"])
+    assert not set(summary["heldout_voices"]) & set(summary["train_voices"])
+    # Held-out text stays out of training.
+    train_text = {r["text"] for r in rows["train"]}
+    assert {r["text"] for r in rows["valid"] + rows["test_unseen_voice"]}.isdisjoint(train_text)
+    hours = sum(r["duration"] for r in rows["train"]) / 3600
+    assert hours == pytest.approx(0.012 * 0.6, rel=0.5)
+    on_disk = json.loads((out / "corpus.json").read_text())
+    assert on_disk["splits"]["train"]["utterances"] == len(rows["train"])
+    assert on_disk["build"]["new_audio_hours"] > 0 and on_disk["build"]["errors"] == 0
+
+
+def test_rerun_resumes_and_redoes_only_missing_or_broken_files(corpus):
+    out, first = corpus
+    rows = read_manifest(out / "train.jsonl")
+    mtimes = {r["audio"]: os.stat(r["audio"]).st_mtime_ns for r in rows}
+    again = synth.build(out, 0.012, seed=3, jobs=2, engines=["espeak"], valid_fraction=0.2,
+                        test_fraction=0.2, progress=False, sentences=SENTENCES)  # fmt: skip
+    assert again["build"]["new_audio_hours"] == 0
+    assert again["splits"] == first["splits"]
+    assert {r["audio"]: os.stat(r["audio"]).st_mtime_ns for r in rows} == mtimes
+    # An interrupted build: one file gone, one truncated, the manifest lost.
+    gone, broken = rows[0]["audio"], rows[1]["audio"]
+    os.unlink(gone)
+    with open(broken, "r+b") as f:
+        f.truncate(20)
+    os.unlink(out / "train.jsonl")
+    third = synth.build(out, 0.012, seed=3, jobs=2, engines=["espeak"], valid_fraction=0.2,
+                        test_fraction=0.2, progress=False, sentences=SENTENCES)  # fmt: skip
+    redone = third["build"]["new_audio_hours"] * 3600
+    assert redone == pytest.approx(rows[0]["duration"] + rows[1]["duration"], abs=0.05)
+    # Same manifest as before (rows rebuilt from the files lack only the "aug" record). A redone
+    # clip may differ by a few ms: espeak-ng keeps some state from one utterance to the next.
+    key = ("id", "audio", "text", "speaker")
+    rebuilt = read_manifest(out / "train.jsonl")
+    assert [[r[k] for k in key] for r in rebuilt] == [[r[k] for k in key] for r in rows]
+    assert [r["duration"] for r in rebuilt] == pytest.approx(
+        [r["duration"] for r in rows], abs=0.05
+    )
+    assert sf.info(broken).frames > 0
+    for r in rows[2:]:
+        assert os.stat(r["audio"]).st_mtime_ns == mtimes[r["audio"]]
+
+
+def test_other_settings_in_the_same_folder_are_refused(corpus):
+    out, _ = corpus
+    with pytest.raises(synth.SynthError, match="seed"):
+        synth.build(out, 0.012, seed=4, jobs=1, engines=["espeak"], progress=False,
+                    sentences=SENTENCES)  # fmt: skip
+
+
+def test_cli_lists_voices(capsys):
+    if not HAVE["espeak"]:
+        pytest.skip("espeak-ng is not installed")
+    synth.main(["--list-voices", "--engines", "espeak"])
+    out = capsys.readouterr().out
+    assert "espeak-en-gb-scotland+klatt-p" in out and "(held out)" in out
+    with pytest.raises(SystemExit):
+        synth.main(["--engines", "nope", "--out", "/tmp/unused"])
+
+
+def test_text_is_cut_into_speakable_sentences():
+    got = make_sentences(
+        'He said "go now"; then LORD knows. Mr. Smith paid $5. J. R. R. Tolkien wrote it. '
+        "Ok. The NASA team flew.",
+        "x",
+        known_words={"lord"},
+    )
+    # Digits, "$", "Mr." and acronyms would be read unlike their transcript: those are dropped;
+    # initials end up as one-word pieces, too short to keep.
+    assert [s.text for s in got] == ["he said go now", "then lord knows", "tolkien wrote it"]
+    assert got[1].speak == "then Lord knows."
+    long = " ".join(["word"] * 60)
+    assert all(3 <= len(s.text.split()) <= 25 for s in make_sentences(long, "x"))
+    assert text_split("he ran fast") == text_split("he ran fast")
+    splits = split_sentences([Sentence(f"sentence number {i} here", "", "x") for i in range(2000)])
+    assert 0.9 < len(splits["train"]) / 2000 < 0.99 and splits["valid"] and splits["test"]

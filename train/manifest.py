@@ -1,0 +1,163 @@
+"""Manifests: the one corpus format every data source writes and the trainer reads.
+
+A manifest is a JSONL file, one utterance per line::
+
+    {"audio": "audio/0001.flac", "duration": 3.52, "text": "he ran fast", "speaker": "flite-slt"}
+
+``audio`` is absolute or relative to the manifest's folder (relative paths keep a corpus
+movable); :func:`read_manifest` resolves it to an absolute path. ``duration`` is in seconds,
+``text`` is normalised with :func:`ds2.text.normalize_text` (``' a-z`` and single spaces), and
+``speaker`` is a stable id of the voice. Extra keys are kept as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from ds2.errors import DS2Error
+
+REQUIRED = {"audio": str, "duration": (int, float), "text": str, "speaker": str}
+
+
+class ManifestError(DS2Error, ValueError):
+    """A manifest file is missing, unreadable, or has a malformed row."""
+
+
+def _check_row(row, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for key, kind in REQUIRED.items():
+        if key not in row:
+            raise ManifestError(f"{where}: missing key '{key}' (row has {sorted(row)})")
+        if not isinstance(row[key], kind) or isinstance(row[key], bool):
+            raise ManifestError(f"{where}: '{key}' must be {kind}, got {row[key]!r}")
+    if not row["duration"] > 0:
+        raise ManifestError(f"{where}: duration must be > 0 seconds, got {row['duration']!r}")
+    if not row["audio"]:
+        raise ManifestError(f"{where}: 'audio' is empty")
+    return row
+
+
+def read_manifest(
+    path: str | os.PathLike,
+    *,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
+) -> list[dict]:
+    """Read a JSONL manifest; audio paths come back absolute.
+
+    Parameters
+    ----------
+    path : manifest file.
+    min_duration, max_duration : float, optional
+        Keep only utterances with ``min_duration <= duration <= max_duration`` (seconds).
+
+    Raises
+    ------
+    ManifestError
+        The file is missing, or a line is not JSON or lacks a key; the message names the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: '{path}'")
+    base = path.resolve().parent
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(f"{where}: not valid JSON ({e.msg}): {line[:80]!r}") from None
+            row = _check_row(row, where)
+            row["duration"] = float(row["duration"])
+            audio = Path(row["audio"])
+            row["audio"] = str(audio if audio.is_absolute() else base / audio)
+            rows.append(row)
+    return filter_duration(rows, min_duration, max_duration)
+
+
+def filter_duration(
+    rows: Iterable[dict], min_duration: float | None = None, max_duration: float | None = None
+) -> list[dict]:
+    """Rows with ``min_duration <= duration <= max_duration`` (seconds; None = no bound)."""
+    lo = -float("inf") if min_duration is None else min_duration
+    hi = float("inf") if max_duration is None else max_duration
+    return [r for r in rows if lo <= r["duration"] <= hi]
+
+
+def write_manifest(path: str | os.PathLike, rows: Iterable[dict], *, relative: bool = True) -> Path:
+    """Write ``rows`` as JSONL atomically (a reader never sees a half-written file).
+
+    With ``relative`` (default), audio paths under the manifest's folder are stored relative to
+    it so the corpus folder can be moved or copied as a whole.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = path.resolve().parent
+    lines = []
+    for i, row in enumerate(rows):
+        row = dict(_check_row(dict(row), f"row {i} for {path}"))
+        audio = Path(row["audio"])
+        if relative and audio.is_absolute():
+            try:
+                row["audio"] = str(audio.relative_to(base))
+            except ValueError:
+                pass  # outside the manifest's folder: keep it absolute
+        else:
+            row["audio"] = str(audio)
+        lines.append(json.dumps(row, ensure_ascii=False))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + ("\n" if lines else ""))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def manifest_stats(rows: Iterable[dict]) -> dict:
+    """Size of a manifest: keys utterances, hours, speakers, min_s, max_s, mean_s."""
+    durations, speakers = [], set()
+    for r in rows:
+        durations.append(float(r["duration"]))
+        speakers.add(r["speaker"])
+    n = len(durations)
+    return {
+        "utterances": n,
+        "hours": round(sum(durations) / 3600, 4),
+        "speakers": len(speakers),
+        "min_s": round(min(durations), 3) if n else 0.0,
+        "max_s": round(max(durations), 3) if n else 0.0,
+        "mean_s": round(sum(durations) / n, 3) if n else 0.0,
+    }
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        description="Print the size of manifests (hours, utterances, speakers).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("manifests", nargs="+", help="JSONL manifest files")
+    args = p.parse_args(argv)
+    for m in args.manifests:
+        s = manifest_stats(read_manifest(m))
+        print(
+            f"{m}: {s['utterances']} utterances, {s['hours']:.2f} h, {s['speakers']} speakers, "
+            f"{s['min_s']:.1f}-{s['max_s']:.1f} s (mean {s['mean_s']:.1f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()

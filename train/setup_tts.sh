@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what the ds2 data pipeline needs from Debian/Ubuntu packages:
+#   TTS engines (train.synth), sox (augmentation), text sources (train.text_corpus) and the
+#   recordings of the real-speech dev set (train.realspeech).
+# Usage: sudo bash train/setup_tts.sh        (as root: installs; otherwise: lists what is missing)
+set -euo pipefail
+
+PACKAGES=(
+  espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts  # TTS engines
+  sox ffmpeg                                                                      # audio tools
+  wordnet-base fortunes bible-kjv                                                 # text
+  alsa-utils klettres-data ktuberling-data                                        # real speech
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "all ${#PACKAGES[@]} packages are installed"
+  exit 0
+fi
+
+echo "missing packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run as root to install them:  sudo apt-get install -y ${missing[*]}" >&2
+  echo "(train.synth skips an engine that is missing; train.text_corpus and" >&2
+  echo " train.realspeech skip a missing source)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y --no-install-recommends "${missing[@]}"
+echo "installed: ${missing[*]}"

@@ -1,0 +1,895 @@
+"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival).
+
+Build 100 hours on all cores (resumable: rerun the same command to finish an interrupted build)::
+
+    python -m train.synth --out data/synth --hours 100 --seed 0 --jobs 2
+
+    # a quick look first: 0.2 h, espeak-ng and flite only
+    python -m train.synth --out data/synth-small --hours 0.2 --engines espeak,flite
+
+It writes ``OUT/{train,valid,test_unseen_voice}.jsonl`` (manifests, see :mod:`train.manifest`),
+the audio under ``OUT/audio/SPLIT/``, and ``OUT/corpus.json`` (hours per split, voices, engines,
+build speed). Manifests are rewritten every ``--save-every`` seconds, so training can start on a
+corpus that is still growing.
+
+Voices. Every voice configuration has a stable id used as the ``speaker``:
+
+- espeak-ng: accents x variants with a fixed pitch, e.g. ``espeak-en-gb-scotland+f2-p62``;
+- flite: ``awb``, ``rms``, ``slt``, ``kal``, ``kal16``, each shifted by -300..+300 cents
+  (pseudo-speakers), e.g. ``flite-slt-c+150``; the shift resamples (pitch and formants together);
+- festival: ``kal_diphone``, ``ked_diphone``, ``cmu_us_slt_arctic_hts`` at the same shifts, of
+  the pitch only (sox ``pitch``).
+  One festival process synthesizes a whole batch of sentences from a Scheme script.
+
+Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
+and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
+at 5-30 dB SNR, gain); what was applied is stored in the row's ``aug`` key.
+
+Splits (deterministic given ``--seed``):
+
+- ``train``: training text (:mod:`train.text_corpus`) x training voices;
+- ``valid``: held-out text x training voices (seen voices, unseen text);
+- ``test_unseen_voice``: held-out text x held-out talkers (a talker is a person or an espeak
+  accent+variant: all its pitch-shifted configurations are held out together).
+
+Synthesis is not bit-exact from run to run (espeak-ng keeps a little state between
+utterances), so a clip redone after an interruption may differ from the lost one by a few ms.
+
+Audio is stored as 16-kHz mono FLAC: lossless (the augmentation noise floor survives exactly),
+half the size of int16 wav, and soundfile decodes it faster than a data loader needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ds2.audio import SAMPLE_RATE, resample
+from ds2.errors import DS2Error
+
+from . import augment
+from .manifest import manifest_stats, read_manifest, write_manifest
+
+SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
+ENGINES = ("espeak", "flite", "festival")
+# Share of utterances per engine, and relative weights of slow voices within their engine: the
+# mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
+# flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
+ENGINE_WEIGHTS = {"espeak": 0.55, "flite": 0.25, "festival": 0.2}
+VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
+ESPEAK_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-x-rp",
+    "en-us-nyc",
+    "en-gb-scotland",
+    "en-029",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+)
+ESPEAK_VARIANTS = (
+    "",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "croak",
+    "grandma",
+    "grandpa",
+    "Andy",
+    "Annie",
+    "anika",
+    "belinda",
+    "linda",
+    "steph",
+    "travis",
+    "victor",
+    "david",
+    "edward",
+)
+FLITE_VOICES = ("awb", "rms", "slt", "kal", "kal16")  # awb_time is a limited-domain clock voice
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+PITCH_SHIFTS = (-300, -150, 0, 150, 300)  # cents: pseudo-speakers of flite and festival voices
+TALKERS = {
+    "kal16": "kal",
+    "kal_diphone": "kal",
+    "cmu_us_slt_arctic_hts": "slt",
+    "ked_diphone": "ked",
+}
+TEMPO_RANGE = (0.85, 1.15)  # speaking-rate factor per utterance
+ESPEAK_WPM = 165  # words per minute at tempo 1 (espeak-ng's default is 175)
+TRIM_DB = -45.0  # dB below the peak: leading/trailing audio quieter than this is silence
+KEEP_SILENCE = 0.15  # seconds of silence kept at each end after trimming
+MAX_SECONDS = 20.0  # longer synthesized clips are dropped (runaway synthesis)
+FESTIVAL_BATCH = 48  # sentences per festival process (its start-up takes 0.1-0.5 s of CPU)
+CHUNK = 12  # utterances per worker task for espeak-ng and flite
+
+
+class SynthError(DS2Error):
+    """The corpus cannot be built (no engine installed, mismatched resume, bad options)."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice configuration; ``id`` is the manifest's speaker."""
+
+    id: str
+    engine: str
+    name: str  # the engine's own voice name (espeak: voice file+variant, "gmw/en-US+f2")
+    talker: str  # the person (or espeak accent+variant) behind it
+    pitch: int = 0  # espeak: -p 0..99; flite/festival: shift in cents
+
+
+# ---------------------------------------------------------------- engines and voices
+
+
+def available_engines() -> dict[str, bool]:
+    """Which TTS engines are installed."""
+    return {
+        "espeak": shutil.which("espeak-ng") is not None,
+        "flite": shutil.which("flite") is not None,
+        "festival": shutil.which("festival") is not None,
+    }
+
+
+def _installed_espeak_accents() -> dict[str, str]:
+    """Language code -> voice file (``en-gb`` -> ``gmw/en``); the library selects by file."""
+    proc = subprocess.run(["espeak-ng", "--voices=en"], capture_output=True, text=True)
+    found = {}
+    for line in proc.stdout.splitlines()[1:]:
+        cols = line.split()
+        # Columns: priority, language, age/gender, name, file, other languages.
+        if len(cols) >= 5 and not cols[4].startswith("mb/"):  # mb/ needs mbrola voices
+            found.setdefault(cols[1], cols[4])
+    return found
+
+
+def _installed_flite_voices() -> set[str]:
+    proc = subprocess.run(["flite", "-lv"], capture_output=True, text=True)
+    return set(proc.stdout.replace("Voices available:", "").split())
+
+
+def _installed_festival_voices() -> set[str]:
+    found = set()
+    for root in ("/usr/share/festival/voices", "/usr/lib/festival/voices"):
+        if os.path.isdir(root):
+            for lang in os.listdir(root):
+                found.update(os.listdir(os.path.join(root, lang)))
+    return found
+
+
+def _stable_int(text: str, lo: int, hi: int) -> int:
+    h = int.from_bytes(hashlib.sha1(text.encode()).digest()[:4], "big")
+    return lo + h % (hi - lo + 1)
+
+
+def list_voices(engines=ENGINES) -> list[Voice]:
+    """Every voice configuration of the installed ``engines`` (a stable, sorted list)."""
+    have = available_engines()
+    voices = []
+    if "espeak" in engines and have["espeak"]:
+        accents = _installed_espeak_accents()
+        for accent in ESPEAK_ACCENTS:
+            if accent not in accents:
+                continue
+            for variant in ESPEAK_VARIANTS:
+                talker = accent + (f"+{variant}" if variant else "")
+                name = accents[accent] + (f"+{variant}" if variant else "")
+                # Pitch is part of the voice: fixed per configuration, 30..70 of espeak's 0..99.
+                pitch = _stable_int(talker, 30, 70)
+                voices.append(Voice(f"espeak-{talker}-p{pitch}", "espeak", name, talker, pitch))
+    if "flite" in engines and have["flite"]:
+        installed = _installed_flite_voices()
+        for v in FLITE_VOICES:
+            if v in installed:
+                for c in PITCH_SHIFTS:
+                    voices.append(Voice(f"flite-{v}-c{c:+d}", "flite", v, TALKERS.get(v, v), c))
+    if "festival" in engines and have["festival"]:
+        installed = _installed_festival_voices()
+        for v in FESTIVAL_VOICES:
+            if v in installed:
+                for c in PITCH_SHIFTS:
+                    voices.append(
+                        Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
+                    )
+    return sorted(voices, key=lambda v: v.id)
+
+
+def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
+    """Talkers kept out of training: one natural (flite/festival) talker + ~4 % of espeak's.
+
+    Talkers with more than one base voice (kal, slt: in two engines) stay in training.
+    Always at least two voice configurations are held out.
+    """
+    rng = np.random.default_rng([seed, 7])
+    by_talker: dict[str, set[str]] = {}
+    names: dict[str, set[str]] = {}
+    for v in voices:
+        by_talker.setdefault(v.talker, set()).add(v.engine)
+        names.setdefault(v.talker, set()).add(v.name)
+    natural = sorted(t for t, e in by_talker.items() if "espeak" not in e and len(names[t]) == 1)
+    espeak = sorted(t for t, e in by_talker.items() if e == {"espeak"})
+    held = set()
+    if natural:
+        held.add(str(rng.choice(natural)))
+    if espeak:
+        n = max(1 if held else 2, round(0.04 * len(espeak)))
+        held.update(str(t) for t in rng.choice(espeak, size=min(n, len(espeak) - 1), replace=False))
+    if sum(v.talker in held for v in voices) < 2 or len(held) >= len(by_talker):
+        raise SynthError(
+            f"only {len(by_talker)} talkers available ({sorted(by_talker)}): enable more engines "
+            "or voices to hold some out for the test_unseen_voice split"
+        )
+    return held
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class Item:
+    """One utterance to synthesize."""
+
+    id: str
+    split: str
+    text: str
+    speak: str
+    voice: Voice
+    tempo: float
+    seed: list = field(default_factory=list)
+
+    def path(self, out: Path) -> Path:
+        idx = int(self.id.rsplit("-", 1)[1])
+        return out / "audio" / self.split / f"{idx // 1000:04d}" / f"{self.id}.flac"
+
+
+class Planner:
+    """The deterministic, endless sequence of utterances of each split (a function of the seed).
+
+    Item ``k`` of a split depends only on (seed, split, k): text from a per-epoch shuffle of the
+    split's sentences, an engine by weight, a voice, a tempo. Resuming re-walks the sequence.
+    """
+
+    def __init__(
+        self,
+        sentences: dict[str, list],
+        voices: list[Voice],
+        held: set[str],
+        seed: int,
+        weights: dict[str, float],
+    ):
+        self.seed = seed
+        self.sentences = sentences
+        train_voices = [v for v in voices if v.talker not in held]
+        test_voices = [v for v in voices if v.talker in held]
+        self.voices = {
+            "train": train_voices,
+            "valid": train_voices,
+            "test_unseen_voice": test_voices,
+        }
+        self.weights = weights
+        self._perm_cache: dict = {}
+
+    def _text(self, split: str, k: int):
+        pool = self.sentences["test" if split == "test_unseen_voice" else split]
+        if not pool:
+            raise SynthError(f"no sentences for the {split} split")
+        epoch, i = divmod(k, len(pool))
+        key = (split, epoch)
+        if key not in self._perm_cache:
+            code = SPLITS.index(split)
+            self._perm_cache = {
+                key: np.random.default_rng([self.seed, code, epoch, 1]).permutation(len(pool))
+            }
+        return pool[self._perm_cache[key][i]]
+
+    def item(self, split: str, k: int) -> Item:
+        code = SPLITS.index(split)
+        rng = np.random.default_rng([self.seed, code, k, 2])
+        voices = self.voices[split]
+        engines = sorted({v.engine for v in voices})
+        w = np.array([self.weights.get(e, 0.0) for e in engines], dtype=float)
+        w = w / w.sum() if w.sum() > 0 else np.full(len(engines), 1 / len(engines))
+        engine = engines[rng.choice(len(engines), p=w)]
+        pool = [v for v in voices if v.engine == engine]
+        vw = np.array([VOICE_WEIGHTS.get(v.name, 1.0) for v in pool])
+        voice = pool[rng.choice(len(pool), p=vw / vw.sum())]
+        s = self._text(split, k)
+        tempo = round(float(rng.uniform(*TEMPO_RANGE)), 3)
+        return Item(
+            f"{split}-{k:07d}", split, s.text, s.speak, voice, tempo, [self.seed, code, k, 3]
+        )
+
+
+# ---------------------------------------------------------------- synthesis (worker side)
+
+
+def _read_wav(path: str) -> np.ndarray:
+    import soundfile as sf
+
+    audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    return resample(audio.mean(axis=1), sr, SAMPLE_RATE)
+
+
+def _run(cmd: list[str], timeout: float = 120.0) -> None:
+    # The timeout (seconds) guards against an engine that never returns on odd input.
+    proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip()[-300:]
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {msg}")
+
+
+class _EspeakLib:
+    """libespeak-ng through ctypes: 3-4x cheaper than a process per utterance (no start-up)."""
+
+    AUDIO_OUTPUT_SYNCHRONOUS = 2
+    RATE, PITCH = 1, 3  # espeak_PARAMETER
+    POS_CHARACTER = 1
+    ENDPAUSE = 0x1000  # flags: a pause at the end, as the command line adds
+
+    def __init__(self):
+        import ctypes
+
+        self.lib = ctypes.CDLL("libespeak-ng.so.1")
+        self.sample_rate = self.lib.espeak_Initialize(self.AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
+        if self.sample_rate <= 0:
+            raise OSError("espeak_Initialize failed")
+        self.chunks: list[np.ndarray] = []
+        proto = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+        )
+
+        def callback(wav, n, events):
+            if n > 0 and wav:
+                self.chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+            return 0  # 0 = go on
+
+        self._callback = proto(callback)  # keep a reference: ctypes does not
+        self.lib.espeak_SetSynthCallback(self._callback)
+
+    def synth(self, text: str, voice: str, wpm: int, pitch: int) -> np.ndarray:
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+        self.lib.espeak_SetParameter(self.RATE, wpm, 0)
+        self.lib.espeak_SetParameter(self.PITCH, pitch, 0)
+        self.chunks = []
+        data = text.encode()
+        err = self.lib.espeak_Synth(
+            data, len(data) + 1, 0, self.POS_CHARACTER, 0, self.ENDPAUSE, None, None
+        )
+        self.lib.espeak_Synchronize()
+        if err != 0 or not self.chunks:
+            raise RuntimeError(f"espeak_Synth failed (error {err})")
+        audio = np.concatenate(self.chunks).astype(np.float32) / 32768.0
+        return resample(audio, self.sample_rate, SAMPLE_RATE)
+
+
+_ESPEAK_LIB: list = []  # [instance or None], created once per worker process
+
+
+def _espeak(item: Item, tmp: str) -> np.ndarray:
+    v = item.voice
+    wpm = round(ESPEAK_WPM * item.tempo)
+    if not _ESPEAK_LIB:
+        try:
+            _ESPEAK_LIB.append(_EspeakLib())
+        except OSError:
+            _ESPEAK_LIB.append(None)  # no shared library: the command line works too
+    if _ESPEAK_LIB[0] is not None:
+        return _ESPEAK_LIB[0].synth(item.speak, v.name, wpm, v.pitch)
+    wav = os.path.join(tmp, "espeak.wav")
+    _run(["espeak-ng", "-v", v.name, "-s", str(wpm), "-p", str(v.pitch), "-w", wav, item.speak])
+    return _read_wav(wav)
+
+
+def _flite(item: Item, tmp: str) -> np.ndarray:
+    wav = os.path.join(tmp, "flite.wav")
+    # The pitch shift is a resampling (pitch and formants move together, like a longer or
+    # shorter vocal tract: a more different speaker than a pure pitch shift, at 1/10 the cost of
+    # sox). It also changes the tempo by ``ratio``, which flite's duration_stretch undoes.
+    ratio = 2 ** (item.voice.pitch / 1200)
+    stretch = f"{ratio / item.tempo:.4f}"
+    _run(
+        [
+            "flite",
+            "-voice",
+            item.voice.name,
+            "--setf",
+            f"duration_stretch={stretch}",
+            "-t",
+            item.speak,
+            "-o",
+            wav,
+        ],
+        timeout=60,
+    )
+    return augment.speed_perturb(_read_wav(wav), ratio)
+
+
+def _scheme_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _festival_batch(items: list[Item], tmp: str) -> dict[str, np.ndarray | Exception]:
+    """Synthesize ``items`` (all one festival voice) with a single festival process."""
+    lines = [f"(voice_{items[0].voice.name})"]
+    wavs = {}
+    for i, it in enumerate(items):
+        wav = os.path.join(tmp, f"fest{i}.wav")
+        wavs[it.id] = wav
+        if os.path.exists(wav):
+            os.unlink(wav)
+        # One failing sentence must not stop the rest of the batch.
+        lines.append(
+            f"(unwind-protect (utt.save.wave (SynthText {_scheme_string(it.speak)}) "
+            f"{_scheme_string(wav)} 'riff) nil)"
+        )
+    script = os.path.join(tmp, "batch.scm")
+    Path(script).write_text("\n".join(lines) + "\n")
+    out: dict = {}
+    try:
+        _run(["festival", "-b", script], timeout=60 + 10 * len(items))
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        err = e
+    else:
+        err = None
+    for it in items:
+        wav = wavs[it.id]
+        if os.path.exists(wav) and os.path.getsize(wav) > 44:
+            # festival's own Duration_Stretch does not reach HTS voices: tempo goes through sox.
+            out[it.id] = _read_wav(wav)
+        else:
+            out[it.id] = RuntimeError(f"festival produced no audio ({err or 'unknown error'})")
+    return out
+
+
+def _trim(audio: np.ndarray) -> np.ndarray:
+    frame = 160  # 10 ms
+    n = len(audio) // frame
+    if n == 0:
+        return audio
+    energy = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))  # (n_frames,)
+    loud = np.nonzero(energy > energy.max() * 10 ** (TRIM_DB / 20))[0]
+    if len(loud) == 0:
+        return audio
+    keep = int(KEEP_SILENCE * SAMPLE_RATE)
+    return audio[max(loud[0] * frame - keep, 0) : min((loud[-1] + 1) * frame + keep, len(audio))]
+
+
+def _finish(item: Item, audio: np.ndarray, out: Path) -> dict:
+    """Pitch/tempo shift, augment, and write one utterance; returns its manifest row."""
+    import soundfile as sf
+
+    if audio.size == 0 or not np.isfinite(audio).all() or np.abs(audio).max() < 1e-4:
+        raise RuntimeError("the engine produced empty or silent audio")
+    audio = _trim(audio)
+    effects = []
+    if item.voice.engine == "festival" and item.tempo != 1.0:
+        effects += ["tempo", "-s", f"{item.tempo:.3f}"]
+    if item.voice.engine == "festival" and item.voice.pitch:
+        effects += ["pitch", f"{item.voice.pitch}", "rate", "-h", str(SAMPLE_RATE)]
+    if effects:
+        audio = augment._sox(audio, effects)
+    rng = np.random.default_rng(item.seed)
+    audio, info = augment.random_augment(audio, rng)
+    dur = len(audio) / SAMPLE_RATE
+    if dur > MAX_SECONDS:
+        raise RuntimeError(f"synthesized {dur:.1f} s, more than {MAX_SECONDS} s")
+    path = item.path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sf.write(str(tmp), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    os.replace(tmp, path)  # a file that exists is always complete
+    return _row(item, path, dur, info)
+
+
+def _row(item: Item, path: Path, duration: float, aug: dict | None = None) -> dict:
+    row = {
+        "audio": str(path),
+        "duration": round(duration, 3),
+        "text": item.text,
+        "speaker": item.voice.id,
+        "id": item.id,
+        "engine": item.voice.engine,
+    }
+    if aug is not None:
+        row["aug"] = aug
+    return row
+
+
+def synth_task(items: list[Item], out: str) -> list[dict]:
+    """Worker: synthesize ``items``; returns a row, or ``{"id", "error"}``, per item."""
+    out_path = Path(out)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ds2synth", dir=_tmp_root()) as tmp:
+        fest = [it for it in items if it.voice.engine == "festival"]
+        raw = _festival_batch(fest, tmp) if fest else {}
+        for it in items:
+            try:
+                if it.voice.engine == "festival":
+                    audio = raw[it.id]
+                    if isinstance(audio, Exception):
+                        raise audio
+                elif it.voice.engine == "espeak":
+                    audio = _espeak(it, tmp)
+                else:
+                    audio = _flite(it, tmp)
+                results.append(_finish(it, audio, out_path))
+            except Exception as e:  # one bad utterance must not stop the build
+                results.append({"id": it.id, "error": f"{type(e).__name__}: {e}"})
+    return results
+
+
+def _tmp_root() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+def existing_row(item: Item, out: Path) -> dict | None:
+    """The row of an utterance already on disk (a complete, readable file), else None."""
+    import soundfile as sf
+
+    path = item.path(out)
+    if not path.is_file():
+        return None
+    try:
+        info = sf.info(str(path))
+    except Exception:
+        return None
+    if info.frames <= 0 or info.samplerate != SAMPLE_RATE:
+        return None
+    return _row(item, path, info.frames / info.samplerate)
+
+
+# ---------------------------------------------------------------- the build (main process)
+
+
+def _tasks(items: list[Item]) -> list[list[Item]]:
+    """Group a window of items into worker tasks; festival items by voice, in large batches."""
+    tasks, fest = [], {}
+    plain = [it for it in items if it.voice.engine != "festival"]
+    for it in items:
+        if it.voice.engine == "festival":
+            fest.setdefault(it.voice.name, []).append(it)
+    tasks += [plain[i : i + CHUNK] for i in range(0, len(plain), CHUNK)]
+    for group in fest.values():
+        tasks += [group[i : i + FESTIVAL_BATCH] for i in range(0, len(group), FESTIVAL_BATCH)]
+    return tasks
+
+
+def split_hours(hours: float, valid_fraction: float, test_fraction: float) -> dict[str, float]:
+    """Target hours per split."""
+    valid, test = hours * valid_fraction, hours * test_fraction
+    return {"valid": valid, "test_unseen_voice": test, "train": hours - valid - test}
+
+
+def build(
+    out: str | os.PathLike,
+    hours: float,
+    *,
+    seed: int = 0,
+    jobs: int = 1,
+    engines=ENGINES,
+    valid_fraction: float = 0.01,
+    test_fraction: float = 0.01,
+    weights: dict[str, float] | None = None,
+    save_every: float = 60.0,
+    progress: bool = True,
+    sentences: dict[str, list] | None = None,
+) -> dict:
+    """Build (or finish building) a corpus of ``hours`` hours in ``out``; returns its summary.
+
+    Existing complete audio files of the same plan are reused, so an interrupted build resumes.
+    ``sentences`` ({"train", "valid", "test"} -> list of :class:`train.text_corpus.Sentence`)
+    replaces the Debian text corpus (tests use a handful).
+    """
+    from tqdm import tqdm
+
+    from .text_corpus import load_sentences, split_sentences
+
+    out = Path(out)
+    have = available_engines()
+    engines = [e for e in engines if e in ENGINES]
+    missing = [e for e in engines if not have[e]]
+    engines = [e for e in engines if have[e]]
+    if missing:
+        print(
+            f"skipping engines that are not installed: {', '.join(missing)} "
+            "(run train/setup_tts.sh)",
+            file=sys.stderr,
+        )
+    if not engines:
+        raise SynthError("no TTS engine is installed: run train/setup_tts.sh (needs root)")
+    voices = list_voices(engines)
+    held = heldout_talkers(voices, seed)
+    if sentences is None:
+        sentences = split_sentences(load_sentences())
+    weights = weights or ENGINE_WEIGHTS
+    # Everything the plan depends on: a resumed build must map item k to the same utterance.
+    text_hash = hashlib.sha1()
+    for name in sorted(sentences):
+        for sent in sentences[name]:
+            text_hash.update(f"{name}|{sent.text}|{sent.speak}\n".encode())
+    plan_key = {
+        "plan_version": 1,
+        "seed": seed,
+        "engines": engines,
+        "weights": weights,
+        "voice_weights": VOICE_WEIGHTS,
+        "voices": [v.id for v in voices],
+        "heldout_talkers": sorted(held),
+        "text_sha1": text_hash.hexdigest(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    plan_file = out / "plan.json"
+    if plan_file.exists():
+        old = json.loads(plan_file.read_text())
+        if old != plan_key:
+            raise SynthError(
+                f"{out} holds a corpus built with other settings ("
+                + ", ".join(k for k in plan_key if old.get(k) != plan_key[k])
+                + " differ); use another --out, or the same options and text to resume"
+            )
+    plan_file.write_text(json.dumps(plan_key, indent=1))
+
+    planner = Planner(sentences, voices, held, seed, weights)
+    targets = split_hours(hours, valid_fraction, test_fraction)
+    jobs = max(1, jobs)
+    rows: dict[str, dict[str, dict]] = {s: {} for s in SPLITS}
+    errors: list[dict] = []
+    new_seconds, new_items = 0.0, 0
+    t0, cpu0 = time.time(), _cpu_seconds()
+    last_save = t0
+
+    def save(split_names=SPLITS):
+        for s in split_names:
+            ordered = [rows[s][k] for k in sorted(rows[s])]
+            write_manifest(out / f"{s}.jsonl", ordered)
+
+    # Import the workers' libraries once here: forked workers inherit them instead of each paying.
+    import scipy.signal  # noqa: F401
+    import soundfile  # noqa: F401
+    import soxr  # noqa: F401
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for split in SPLITS:
+            target = targets[split] * 3600  # seconds of audio
+            if target <= 0:
+                continue
+            cached = {}
+            if (out / f"{split}.jsonl").exists():
+                try:
+                    cached = {
+                        r["id"]: r for r in read_manifest(out / f"{split}.jsonl") if "id" in r
+                    }
+                except DS2Error:
+                    cached = {}  # a damaged manifest is rebuilt from the audio files
+            done_s, k = 0.0, 0
+            avg = 4.0  # seconds per utterance, refined as results come in
+            inflight: dict = {}
+            plain: list[Item] = []
+            festival: dict[str, list[Item]] = {}  # voice -> items waiting for a full batch
+            bar = tqdm(
+                total=target / 60,
+                desc=split,
+                disable=not progress,
+                bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} min of audio [{elapsed}<{remaining}]",
+            )
+
+            def submit(task, inflight=inflight):
+                inflight[pool.submit(synth_task, task, str(out))] = task
+
+            while True:
+                queued = sum(map(len, inflight.values())) + sum(map(len, festival.values()))
+                # Issue plan items until done + queued reaches the target; keep the pool fed.
+                while done_s + (queued + len(plain)) * avg < target and len(inflight) < 4 * jobs:
+                    it = planner.item(split, k)
+                    k += 1
+                    row = cached.get(it.id)
+                    if row is not None and os.path.isfile(row["audio"]):
+                        row = {**row, "speaker": it.voice.id, "text": it.text}
+                    else:
+                        row = existing_row(it, out)
+                    if row is not None:  # already built: resume
+                        rows[split][it.id] = row
+                        done_s += row["duration"]
+                        _advance(bar, row["duration"])
+                    elif it.voice.engine == "festival":
+                        # Festival starts slowly: one process per large batch of one voice.
+                        group = festival.setdefault(it.voice.name, [])
+                        group.append(it)
+                        queued += 1
+                        if len(group) >= FESTIVAL_BATCH:
+                            submit(festival.pop(it.voice.name))
+                    else:
+                        plain.append(it)
+                        if len(plain) >= CHUNK:
+                            queued += len(plain)
+                            submit(plain)
+                            plain = []
+                if done_s + (queued + len(plain)) * avg >= target:
+                    # Nothing more will be issued for now: send the partial batches too.
+                    if plain:
+                        submit(plain)
+                        plain = []
+                    for name in list(festival):
+                        submit(festival.pop(name))
+                if not inflight:
+                    if done_s >= target:
+                        break
+                    continue
+                finished, _ = wait(list(inflight), timeout=5, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    inflight.pop(fut)
+                    for r in fut.result():
+                        if "error" in r:
+                            errors.append(r)
+                            if len(errors) > 50 and len(errors) > new_items:
+                                raise SynthError(
+                                    f"most utterances fail; the first error: {errors[0]['error']}"
+                                )
+                            continue
+                        new_items += 1
+                        rows[split][r["id"]] = r
+                        done_s += r["duration"]
+                        new_seconds += r["duration"]
+                        _advance(bar, r["duration"])
+                if rows[split]:
+                    avg = done_s / len(rows[split])
+                if time.time() - last_save > save_every:
+                    save([split])
+                    last_save = time.time()
+            bar.close()
+            # Parallel workers overshoot the target a little; keep the shortest prefix of the
+            # plan that reaches it, so a resumed build ends with the same manifest as one run.
+            total, keep = 0.0, {}
+            for key in sorted(rows[split]):
+                if total >= target:
+                    break
+                keep[key] = rows[split][key]
+                total += keep[key]["duration"]
+            rows[split] = keep
+            save([split])
+
+    wall, cpu = time.time() - t0, _cpu_seconds() - cpu0  # workers are reaped: their CPU counts
+    summary = summarize(out, voices, held, engines, seed)
+    summary["build"] = {
+        "jobs": jobs,
+        "wall_s": round(wall, 1),
+        "new_audio_hours": round(new_seconds / 3600, 4),
+        # The figure of merit: hours of audio made per hour of one CPU core.
+        "audio_hours_per_cpu_hour": round(new_seconds / max(wall * jobs, 1e-9), 1),
+        # The same per CPU second actually used: on a shared machine wall time overstates cost.
+        "cpu_s": round(cpu, 1),
+        "audio_hours_per_cpu_hour_used": round(new_seconds / max(cpu, 1e-9), 1),
+        "errors": len(errors),
+        "first_errors": errors[:5],
+    }
+    (out / "corpus.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _advance(bar, seconds: float) -> None:
+    minutes = seconds / 60
+    if bar.n + minutes > bar.total:  # the last batch overshoots: grow the bar, no warning
+        bar.total = bar.n + minutes
+    bar.update(minutes)
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    return total
+
+
+def summarize(out: Path, voices: list[Voice], held: set[str], engines, seed: int) -> dict:
+    """The ``corpus.json`` summary of the manifests in ``out``."""
+    splits = {}
+    for s in SPLITS:
+        m = out / f"{s}.jsonl"
+        if m.exists():
+            rows = read_manifest(m)
+            stats = manifest_stats(rows)
+            by_engine: dict[str, float] = {}
+            for r in rows:
+                e = r.get("engine", "?")
+                by_engine[e] = by_engine.get(e, 0.0) + r["duration"] / 3600
+            stats["hours_by_engine"] = {e: round(h, 3) for e, h in sorted(by_engine.items())}
+            splits[s] = stats
+    return {
+        "seed": seed,
+        "engines": list(engines),
+        "sample_rate": SAMPLE_RATE,
+        "format": "flac/PCM_16",
+        "splits": splits,
+        "hours": round(sum(s["hours"] for s in splits.values()), 3),
+        "voices": len(voices),
+        "train_voices": [v.id for v in voices if v.talker not in held],
+        "heldout_voices": [v.id for v in voices if v.talker in held],
+        "heldout_talkers": sorted(held),
+    }
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        description="Build a synthetic speech corpus with espeak-ng, flite and festival.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", default="data/synth", help="corpus folder (resumes if it exists)")
+    p.add_argument("--hours", type=float, default=100.0, help="total hours over all splits")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
+    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated TTS engines")
+    p.add_argument("--valid-fraction", type=float, default=0.01, help="share of hours for valid")
+    p.add_argument(
+        "--test-fraction", type=float, default=0.01, help="share of hours for test_unseen_voice"
+    )
+    p.add_argument("--save-every", type=float, default=60.0, help="seconds between manifest saves")
+    p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
+    args = p.parse_args(argv)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        p.error(f"unknown engine(s) {unknown}; choose from {', '.join(ENGINES)}")
+    if args.list_voices:
+        voices = list_voices(engines)
+        held = heldout_talkers(voices, args.seed)
+        for v in voices:
+            print(v.id, "(held out)" if v.talker in held else "")
+        print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")
+        return
+    try:
+        s = build(
+            args.out,
+            args.hours,
+            seed=args.seed,
+            jobs=args.jobs,
+            engines=engines,
+            valid_fraction=args.valid_fraction,
+            test_fraction=args.test_fraction,
+            save_every=args.save_every,
+        )
+    except SynthError as e:
+        sys.exit(f"error: {e}")
+    for name, st in s["splits"].items():
+        print(
+            f"{name}: {st['utterances']} utterances, {st['hours']:.3f} h, {st['speakers']} voices"
+        )
+    b = s["build"]
+    print(
+        f"built {b['new_audio_hours']:.3f} h in {b['wall_s']:.0f} s with {b['jobs']} jobs: "
+        f"{b['audio_hours_per_cpu_hour']:.0f} audio hours per CPU hour of wall time x jobs, "
+        f"{b['audio_hours_per_cpu_hour_used']:.0f} per CPU hour used; {b['errors']} errors"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Sentences to synthesize, from Debian text packages (no downloads).
+
+Sources (each optional; a missing package is reported and skipped):
+
+- ``wordnet``: the quoted example sentences in ``/usr/share/wordnet/data.*`` (``wordnet-base``),
+- ``fortunes``: ``/usr/share/games/fortunes/*`` (``fortunes``; ascii-art files skipped),
+- ``bible``: the King James Bible through the ``bible`` tool (``bible-kjv``; its text lives in a
+  compressed binary ``/usr/lib/bible.data``, so the tool is the reader).
+
+Text is cut into sentences (then clauses) of 3 to 25 words. Every :class:`Sentence` carries the
+normalised transcript ``text`` and the ``speak`` string given to a TTS engine: the original
+wording with safe punctuation kept for prosody. Sentences a TTS engine would read differently
+from their transcript (digits, abbreviations like "Mr.", acronyms, symbols) are dropped, so audio
+and label agree. Duplicates are removed by normalised text.
+
+Held-out text is chosen by a hash of the normalised text (:func:`text_split`), so the same
+sentence always falls in the same split whatever the source order or seed.
+
+CLI: ``python -m train.text_corpus --out data/text`` writes ``{train,valid,test}.txt``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ds2.text import normalize_text
+
+MIN_WORDS = 3
+MAX_WORDS = 25
+HELDOUT_PERCENT = 4  # % of sentences kept out of training: half valid, half test
+
+WORDNET_DIR = "/usr/share/wordnet"
+FORTUNE_DIR = "/usr/share/games/fortunes"
+BIBLE_RANGE = "gen1:1-rev22:21"
+SKIP_FORTUNES = {"art", "ascii-art", "perl", "translate-me", "linux", "computers"}
+# Read as words by TTS engines, so the transcript would not match the audio.
+ABBREVIATIONS = {
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "st",
+    "jr",
+    "sr",
+    "vs",
+    "etc",
+    "eg",
+    "ie",
+    "prof",
+    "gen",
+    "sgt",
+    "capt",
+    "col",
+    "lt",
+    "rev",
+    "no",
+    "inc",
+    "ltd",
+    "co",
+    "vol",
+    "ch",
+    "ft",
+    "oz",
+    "lb",
+    "am",
+    "pm",
+}
+_ALLOWED = re.compile(r"^[A-Za-z' ,.;:?!\"()\-]+$")
+_SENT_END = re.compile(r"(?<=[.!?;:])\s+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str  # normalised transcript
+    speak: str  # what the TTS engine reads
+    source: str
+
+
+def text_split(text: str, heldout_percent: float = HELDOUT_PERCENT) -> str:
+    """'train', 'valid' or 'test' for a normalised sentence, from a hash of its text."""
+    h = int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") % 10000
+    if h >= heldout_percent * 100:
+        return "train"
+    return "valid" if h % 2 == 0 else "test"
+
+
+def _clauses(chunk: str) -> list[str]:
+    """Cut a sentence longer than MAX_WORDS at commas, then into even word runs."""
+    if len(chunk.split()) <= MAX_WORDS:
+        return [chunk]
+    out, cur = [], []
+    for part in re.split(r"(?<=,)\s+", chunk):
+        words = part.split()
+        if cur and len(cur) + len(words) > MAX_WORDS:
+            out.append(" ".join(cur))
+            cur = []
+        cur.extend(words)
+    if cur:
+        out.append(" ".join(cur))
+    final = []
+    for c in out:
+        words = c.split()
+        n_pieces = -(-len(words) // MAX_WORDS)
+        size = -(-len(words) // n_pieces)
+        final += [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return final
+
+
+def make_sentences(raw: str, source: str, known_words: set[str] | None = None) -> list[Sentence]:
+    """Cut ``raw`` text into speakable sentences of MIN_WORDS..MAX_WORDS words."""
+    raw = raw.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    raw = re.sub(r"\s+", " ", raw).strip()
+    out = []
+    for piece in _SENT_END.split(raw):
+        for chunk in _clauses(piece):
+            s = _speakable(chunk, known_words)
+            if s is None:
+                continue
+            text = normalize_text(s)
+            if MIN_WORDS <= len(text.split()) <= MAX_WORDS:
+                out.append(Sentence(text, s, source))
+    return out
+
+
+def _speakable(chunk: str, known_words: set[str] | None) -> str | None:
+    chunk = chunk.strip(" -\"'()")
+    if not chunk or not _ALLOWED.match(chunk):
+        return None  # digits, symbols, markup: a TTS engine may read them unlike the transcript
+    words = re.findall(r"[A-Za-z']+", chunk)
+    for w in words:
+        lw = w.lower().strip("'")
+        if lw in ABBREVIATIONS:
+            return None
+        if len(w) > 1 and w.isupper():
+            # All-caps words are acronyms (spelled out) unless they are ordinary words ("LORD").
+            if known_words is None or lw not in known_words:
+                return None
+            chunk = re.sub(rf"\b{w}\b", w.capitalize(), chunk)
+    if re.search(r"\b[A-Za-z]\.", chunk):  # initials "J. R." are read as letters
+        return None
+    chunk = re.sub(r"[\"()]", "", chunk)
+    chunk = re.sub(r"\s*-{2,}\s*", ", ", chunk)
+    return " ".join(chunk.split())
+
+
+def wordnet_texts(root: str = WORDNET_DIR) -> list[str]:
+    """The quoted example sentences of every WordNet synset."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(root, "data.*"))):
+        with open(path, encoding="latin-1") as f:
+            for line in f:
+                if line.startswith("  "):  # licence header
+                    continue
+                gloss = line.partition(" | ")[2]
+                out += re.findall(r'"([^"]+)"', gloss)
+    return out
+
+
+def fortune_texts(root: str = FORTUNE_DIR) -> list[str]:
+    """Fortune cookies with their '-- Author' attribution lines removed."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(root, "*"))):
+        name = os.path.basename(path)
+        if "." in name or name in SKIP_FORTUNES or not os.path.isfile(path):
+            continue
+        with open(path, encoding="latin-1") as f:
+            entries = f.read().split("\n%\n")
+        for e in entries:
+            lines = [ln for ln in e.splitlines() if not re.match(r"^\s*(--|\u2014)", ln)]
+            # Indented lines are usually verse, code or dialogue layout: keep the text only.
+            out.append(" ".join(ln.strip() for ln in lines))
+    return out
+
+
+def bible_texts(spec: str = BIBLE_RANGE) -> list[str]:
+    """KJV verses, one per entry (``bible -f`` turns pretty-printing off: one verse a line)."""
+    tool = shutil.which("bible")
+    if tool is None:
+        return []
+    proc = subprocess.run([tool, "-f", spec], capture_output=True, text=True, check=True)
+    out = []
+    for line in proc.stdout.splitlines():
+        ref, _, verse = line.partition(" ")
+        if verse:
+            out.append(verse)
+    return out
+
+
+SOURCES = {"wordnet": wordnet_texts, "fortunes": fortune_texts, "bible": bible_texts}
+
+
+def load_sentences(sources=tuple(SOURCES), verbose: bool = False) -> list[Sentence]:
+    """All speakable sentences from ``sources``, deduplicated by normalised text (stable order)."""
+    raws = {name: SOURCES[name]() for name in sources}
+    known = set()
+    for texts in raws.values():
+        for t in texts:
+            known.update(w.lower() for w in re.findall(r"\b[a-z][a-z']*\b", t))
+    seen, out = set(), []
+    for name, texts in raws.items():
+        n0 = len(out)
+        for t in texts:
+            for s in make_sentences(t, name, known):
+                if s.text not in seen:
+                    seen.add(s.text)
+                    out.append(s)
+        if verbose:
+            state = f"{len(out) - n0} sentences" if texts else "not installed, skipped"
+            print(f"{name}: {len(texts)} passages -> {state}")
+    return out
+
+
+def split_sentences(sentences, heldout_percent: float = HELDOUT_PERCENT) -> dict[str, list]:
+    """``{"train": [...], "valid": [...], "test": [...]}`` by :func:`text_split`."""
+    out = {"train": [], "valid": [], "test": []}
+    for s in sentences:
+        out[text_split(s.text, heldout_percent)].append(s)
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(
+        description="Extract sentences from Debian text packages and split them by text hash.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", default="data/text", help="folder for {train,valid,test}.txt")
+    p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
+    p.add_argument("--heldout-percent", type=float, default=HELDOUT_PERCENT)
+    args = p.parse_args(argv)
+    splits = split_sentences(load_sentences(args.sources, verbose=True), args.heldout_percent)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, items in splits.items():
+        (out / f"{name}.txt").write_text("".join(s.text + "\n" for s in items))
+        words = sum(len(s.text.split()) for s in items)
+        print(f"{name}: {len(items)} sentences, {words} words -> {out / name}.txt")
+
+
+if __name__ == "__main__":
+    main()
