@@ -1,0 +1,175 @@
+"""Evaluation: metrics and error analysis on known pairs, then a full run on a tiny model."""
+
+import json
+
+import pytest
+import soundfile as sf
+import torch
+
+from ds2.checkpoint import load_folder
+from ds2.errors import DS2Error
+from tests.utils import espeak
+from train.evaluate import (
+    _batches,
+    align_words,
+    error_analysis,
+    error_rates,
+    evaluate,
+    infer_log_probs,
+    main,
+    worst_utterances,
+)
+
+REFS = ["the cat sat on the mat", "hello world"]
+HYPS = ["the bat sat on mat", "hello there world"]
+
+
+def test_error_rates_hand_computed():
+    r = error_rates(REFS, HYPS)
+    # 8 reference words: cat->bat, -the, +there
+    assert (r["substitutions"], r["deletions"], r["insertions"]) == (1, 1, 1)
+    assert r["ref_words"] == 8
+    assert r["wer"] == pytest.approx(3 / 8)
+    # 33 reference characters (spaces count): c->b, "the " deleted (4), "there " inserted (6)
+    assert r["ref_chars"] == 33
+    assert r["char_errors"] == 11
+    assert r["cer"] == pytest.approx(11 / 33)
+    assert r["sentence_errors"] == 2
+    assert error_rates(REFS, REFS)["wer"] == 0.0
+
+
+def test_empty_hypothesis_is_all_deletions():
+    r = error_rates(["a b c"], [""])
+    assert r["wer"] == 1.0 and r["deletions"] == 3
+    with pytest.raises(ValueError):
+        error_rates(["a"], ["a", "b"])
+
+
+def test_error_analysis_counts_words_and_chars():
+    refs = ["the cat sat", "a cat ran", "the dog"]
+    hyps = ["the bat sat", "a bat ran up", "dog"]
+    e = error_analysis(refs, hyps)
+    assert e["substitutions"][0] == {"ref": "cat", "hyp": "bat", "count": 2}
+    assert e["deletions"] == [{"word": "the", "count": 1}]
+    assert e["insertions"] == [{"word": "up", "count": 1}]
+    assert {"ref": "c", "hyp": "b", "count": 2} in e["char_substitutions"]
+
+
+def test_align_words_and_worst_utterances():
+    assert align_words("the cat sat", "the bat sat down") == (2, "the [cat->bat] sat [+down]")
+    assert align_words("a b", "b") == (1, "[-a] b")
+    worst = worst_utterances(["u1", "u2", "u3"], [*REFS, "ok"], [*HYPS, "ok"], n=5)
+    assert [w["id"] for w in worst] == ["u1", "u2"]  # u3 is right: not listed
+    assert worst[0]["errors"] == 2 and worst[0]["diff"] == "the [cat->bat] sat on [-the] mat"
+    assert worst[1]["errors"] == 1 and worst[1]["wer"] == pytest.approx(1 / 2)
+
+
+def test_batches_bound_padded_seconds():
+    durations = [1.0, 9.0, 2.0, 8.0, 3.0, 30.0]
+    batches = _batches(durations, batch_seconds=18.0)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert [5] in batches  # longer than the budget: alone
+    for b in batches:
+        assert len(b) == 1 or max(durations[i] for i in b) * len(b) <= 18.0
+
+
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory):
+    """A 2-utterance manifest of espeak speech and a small LM over its words."""
+    from train.lm import main as build_lm
+
+    d = tmp_path_factory.mktemp("evalset")
+    rows = []
+    for i, text in enumerate(["hello world this is a test", "the cat sat on the mat"]):
+        wav = espeak(text, d / f"utt{i}.wav")
+        rows.append({"audio": wav.name, "duration": sf.info(wav).duration, "text": text,
+                     "speaker": "espeak"})  # fmt: skip
+    manifest = d / "test.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (d / "lm.txt").write_text("hello world\nthe cat sat on the mat\nthis is a test\n")
+    build_lm(["--text", str(d / "lm.txt"), "--order", "2", "--out", str(d / "lm")])
+    return manifest, d / "lm"
+
+
+def test_batched_inference_matches_one_by_one(tiny_checkpoint, test_set):
+    from train.manifest import read_manifest
+
+    model = load_folder(tiny_checkpoint)
+    rows = read_manifest(test_set[0])
+    together = infer_log_probs(model, rows, batch_seconds=1000.0)
+    alone = infer_log_probs(model, rows, batch_seconds=0.1)
+    for a, b in zip(together, alone):
+        assert a.shape == b.shape and a.shape[1] == 29
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_evaluate_end_to_end(tiny_checkpoint, test_set, tmp_path):
+    manifest, lm = test_set
+    out = tmp_path / "eval"
+    r = evaluate(
+        str(tiny_checkpoint), [f"test={manifest}"], "greedy,beam,beam_lm", beam_width=4,
+        lm=lm, lm_weight=0.5, word_score=1.0, device="cpu", out=out,
+    )  # fmt: skip
+    assert r["modes"] == ["greedy", "beam", "beam_lm"]
+    assert r["decoding"]["lm_weight"] == 0.5 and r["decoding"]["lm"].endswith("lm.arpa")
+    s = r["sets"]["test"]
+    assert s["utterances"] == 2 and s["hours"] > 0
+    for mode in r["modes"]:
+        m = s["modes"][mode]
+        assert m["ref_words"] == 12 and m["utterances"] == 2
+        assert m["wer"] == pytest.approx(
+            (m["substitutions"] + m["deletions"] + m["insertions"]) / 12
+        )
+        assert set(m["errors"]) >= {"substitutions", "deletions", "insertions"}
+        lines = (out / "hyps" / f"test.{mode}.jsonl").read_text().splitlines()
+        hyps = [json.loads(x) for x in lines]
+        assert [h["ref"] for h in hyps] == ["hello world this is a test", "the cat sat on the mat"]
+        # the report agrees with the hypotheses it wrote
+        assert error_rates([h["ref"] for h in hyps], [h["hyp"] for h in hyps])["wer"] == m["wer"]
+
+    assert json.loads((out / "results.json").read_text())["sets"]["test"]["utterances"] == 2
+    md = (out / "results.md").read_text()
+    assert "| test | 0.00 | 2 | beam_lm |" in md
+    assert f"{100 * s['modes']['greedy']['wer']:.2f}" in md
+    assert (out / "wer.png").stat().st_size > 1000
+
+
+def test_beam_lm_without_lm_is_skipped_with_a_note(tiny_checkpoint, test_set, tmp_path, capsys):
+    main(["--model", str(tiny_checkpoint), "--manifest", str(test_set[0]), "--out",
+          str(tmp_path), "--modes", "greedy,beam_lm", "--device", "cpu"])  # fmt: skip
+    r = json.loads((tmp_path / "results.json").read_text())
+    assert r["modes"] == ["greedy"]
+    assert "beam_lm skipped" in r["notes"][0]
+    assert "| test | 0.00 | 2 | greedy |" in capsys.readouterr().out
+    with pytest.raises(DS2Error, match="unknown decoding mode"):
+        evaluate(str(tiny_checkpoint), [test_set[0]], "greedy,viterbi")
+
+
+def test_tune_lm_finds_and_writes_best(tiny_checkpoint, test_set, tmp_path):
+    import shutil
+
+    from train.tune_lm import plot_grid, tune, write_decoder_config
+
+    manifest, lm = test_set
+    r = tune(str(tiny_checkpoint), manifest, lm=lm, alphas=[0.0, 1.0], betas=[0.0, 2.0],
+             beam_width=4, device="cpu")  # fmt: skip
+    assert len(r["trials"]) == 4
+    assert r["best"] == r["trials"][0]
+    assert [t["wer"] for t in r["trials"]] == sorted(t["wer"] for t in r["trials"])
+    assert plot_grid(r, tmp_path / "tune.png").stat().st_size > 1000
+
+    # tuned weights go into a model folder that ships the LM
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, folder)
+    with pytest.raises(DS2Error, match="names no LM"):
+        write_decoder_config(folder, 1.0, 2.0)
+    shutil.copy(lm / "lm.arpa", folder)
+    shutil.copy(lm / "lexicon.txt", folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["decoder"] = {"lm": "lm.arpa", "lexicon": "lexicon.txt"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    write_decoder_config(folder, r["best"]["lm_weight"], r["best"]["word_score"])
+    assert load_folder(folder).decoder_defaults == {
+        "lm_weight": r["best"]["lm_weight"],
+        "word_score": r["best"]["word_score"],
+    }

@@ -1,0 +1,182 @@
+"""Export: a training checkpoint becomes a Hub-ready folder that loads to the same model."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from ds2.checkpoint import load_folder
+from ds2.errors import CheckpointError, DS2Error
+from tests.utils import make_tiny_checkpoint
+from train.export import export, main, push_to_hub
+from train.lm import main as build_lm
+
+TRAINING = {
+    "train_manifests": ["/data/synth/train.jsonl"],
+    "train_hours": 12.25,
+    "train_utterances": 9876,
+    "steps": 4321,
+    "epochs": 7.5,
+    "elapsed_hours": 1.75,
+    "precision": "bf16",
+    "hardware": {"gpu": "NVIDIA H100 80GB HBM3", "cpu_count": 16, "torch": "2.11.0"},
+    "best_valid_cer": 0.0812,
+    "best_step": 4000,
+}
+RESULTS = {
+    "model": {"name": "tiny"},
+    "decoding": {"beam_width": 32, "lm_weight": 0.9, "word_score": 1.5},
+    "modes": ["greedy", "beam_lm"],
+    "sets": {
+        "test": {
+            "utterances": 500,
+            "hours": 0.8,
+            "modes": {
+                "greedy": {
+                    "wer": 0.1834,
+                    "cer": 0.0612,
+                    "substitutions": 100,
+                    "deletions": 20,
+                    "insertions": 10,
+                },  # fmt: skip
+                "beam_lm": {
+                    "wer": 0.1207,
+                    "cer": 0.0511,
+                    "substitutions": 70,
+                    "deletions": 12,
+                    "insertions": 9,
+                },  # fmt: skip
+            },
+        }
+    },
+}
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """EXP/ with checkpoints/best (a ds2 folder + trainer state), loss.png, and an LM."""
+    exp = tmp_path / "exp"
+    ckpt = make_tiny_checkpoint(exp / "checkpoints" / "best", seed=3, **TRAINING)
+    (ckpt / "trainer_state.json").write_text('{"step": 4321}')
+    (ckpt / "trainer_state.safetensors").write_bytes(b"\0" * 64)
+    (exp / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    (tmp_path / "lm.txt").write_text("hello world\nthe cat sat\n")
+    build_lm(["--text", str(tmp_path / "lm.txt"), "--order", "2", "--out", str(tmp_path / "lm")])
+    return ckpt, tmp_path / "lm"
+
+
+def _log_probs(folder):
+    torch.manual_seed(0)
+    x = torch.randn(2, 201, 120)  # (batch, n_bins, n_frames)
+    lengths = torch.tensor([120, 80])
+    with torch.inference_mode():
+        return load_folder(folder).model(x, lengths)[0]
+
+
+def test_export_folder_loads_to_the_same_model(experiment, tmp_path):
+    ckpt, lm = experiment
+    tune = tmp_path / "tune.json"
+    tune.write_text(json.dumps({"best": {"lm_weight": 0.9, "word_score": 1.5}}))
+    out = export(ckpt, tmp_path / "ds2-tiny", lm=lm, tune=tune, eval_results=RESULTS,
+                 repo_id="someone/ds2-tiny")  # fmt: skip
+
+    names = {p.name for p in out.iterdir()}
+    assert names == {"config.json", "model.safetensors", "lexicon.txt", "lm.arpa", "loss.png",
+                     "eval_results.json", "README.md"}  # fmt: skip
+    assert not any(n.startswith("trainer_state") for n in names)
+    assert torch.equal(_log_probs(ckpt), _log_probs(out))
+
+    m = load_folder(out)
+    assert m.lm_path == out / "lm.arpa" and m.lexicon_path == out / "lexicon.txt"
+    assert m.decoder_defaults == {"lm_weight": 0.9, "word_score": 1.5}
+    assert m.config["training"]["steps"] == 4321
+    assert (out / "lexicon.txt").read_text() == (lm / "lexicon.txt").read_text()
+
+
+def test_model_card_states_the_facts(experiment, tmp_path):
+    from huggingface_hub import ModelCard
+
+    ckpt, lm = experiment
+    out = export(ckpt, tmp_path / "ds2-tiny", lm=lm, eval_results=RESULTS,
+                 repo_id="someone/ds2-tiny")  # fmt: skip
+    text = (out / "README.md").read_text()
+    card = ModelCard.load(out / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "mit" and data["language"] == "en"
+    assert data["library_name"] == "ds2"
+    assert {"speech-recognition", "ctc", "deepspeech2"} <= set(data["tags"])
+    metrics = {(r.metric_type, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert metrics[("wer", "WER (beam_lm)")] == 12.07
+    assert metrics[("cer", "CER (greedy)")] == 6.12
+    for fact in ("12.07", "18.34", "12.25 h", "4321", "9876", "1.75 h", "NVIDIA H100 80GB HBM3",
+                 "bf16", "8.12 % at step 4000", "`train.jsonl`", "![training curves](loss.png)",
+                 'ds2.load_model("someone/ds2-tiny")', "upload_folder", "untuned defaults",
+                 "2-gram modified Kneser-Ney"):  # fmt: skip
+        assert fact in text, fact
+
+
+def test_half_export_is_smaller_and_loads_as_float32(experiment, tmp_path):
+    ckpt, _ = experiment
+    full = export(ckpt, tmp_path / "full")
+    half = export(ckpt, tmp_path / "half", half=True)
+    size = (half / "model.safetensors").stat().st_size
+    assert size < 0.6 * (full / "model.safetensors").stat().st_size
+    m = load_folder(half)
+    assert all(p.dtype == torch.float32 for p in m.model.parameters())
+    torch.testing.assert_close(_log_probs(half), _log_probs(full), atol=2e-3, rtol=0)
+    assert "decoder" not in json.loads((full / "config.json").read_text())
+    assert "Not evaluated yet" in (full / "README.md").read_text()
+
+
+def test_export_refuses_to_clobber_and_leaves_nothing_on_failure(experiment, tmp_path):
+    ckpt, _ = experiment
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(DS2Error, match="--overwrite"):
+        export(ckpt, out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    export(ckpt, out, overwrite=True)
+    assert not (out / "keep.txt").exists()
+
+    broken = tmp_path / "broken"
+    shutil.copytree(ckpt, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError):
+        export(broken, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(DS2Error, match="no lm.bin or lm.arpa"):
+        export(ckpt, tmp_path / "never", lm=tmp_path)
+    assert not (tmp_path / "never").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_cli_and_push(experiment, tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    ckpt, lm = experiment
+    calls = []
+
+    class RecordingApi:
+        def __init__(self, token=None):
+            calls.append(("init", token))
+
+        def create_repo(self, repo_id, **kw):
+            calls.append(("create_repo", repo_id, kw))
+
+        def upload_folder(self, **kw):
+            calls.append(("upload_folder", kw))
+            return type("Info", (), {"commit_url": f"https://hub/{kw['repo_id']}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    out = tmp_path / "pushed"
+    main(["--checkpoint", str(ckpt), "--out", str(out), "--lm", str(lm), "--lm-weight", "0.7",
+          "--word-score", "2", "--push", "me/ds2-tiny", "--private"])  # fmt: skip
+    assert "pushed: https://hub/me/ds2-tiny/commit/1" in capsys.readouterr().out
+    assert calls[1] == ("create_repo", "me/ds2-tiny",
+                        {"repo_type": "model", "private": True, "exist_ok": True})  # fmt: skip
+    assert calls[2][1]["folder_path"] == str(out) and calls[2][1]["repo_id"] == "me/ds2-tiny"
+    assert load_folder(out).decoder_defaults == {"lm_weight": 0.7, "word_score": 2.0}
+    with pytest.raises(CheckpointError):
+        push_to_hub(tmp_path, "me/nothing")

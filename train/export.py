@@ -1,0 +1,521 @@
+"""Turn a training checkpoint into a Hub-ready model folder, with a model card.
+
+    python -m train.export --checkpoint exp/small/checkpoints/best --out checkpoints/ds2-small \\
+        --lm exp/lm --tune exp/tune/tune.json --eval exp/eval/results.json [--half] \\
+        [--push org/ds2-small]
+
+The folder holds::
+
+    config.json          model, features, vocab, "decoder" (lexicon, LM, tuned weights), "training"
+    model.safetensors    weights (float16 with --half: half the size, loaded back as float32)
+    lexicon.txt, lm.arpa (or lm.bin)   the word LM for beam search, when --lm is given
+    loss.png             the training curves (found beside the experiment when not given)
+    eval_results.json    the evaluation the card's table comes from, and wer.png
+    README.md            the model card: Hub YAML front matter (license, tags, model-index with
+                         WER/CER), data, hours, steps, hardware, training time, results, usage
+
+The optimizer and trainer state (``trainer_state.*``) stay behind: a model folder holds what
+inference needs and nothing else. ``--test MANIFEST`` evaluates the exported folder on the spot
+instead of reading ``--eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, read_config
+from ds2.errors import CheckpointError, DS2Error
+
+LICENSE = "mit"
+LOSS_PNG = "loss.png"
+EVAL_JSON = "eval_results.json"
+CARD_NAME = "README.md"
+# Decoder weights when nothing was tuned: flashlight's usual starting point.
+DEFAULT_LM_WEIGHT = 0.8
+DEFAULT_WORD_SCORE = 0.0
+
+
+# ------------------------------------------------------------------------------------------
+# Weights and files
+
+
+def export_weights(src: Path, dst: Path, half: bool = False) -> dict:
+    """Copy ``src`` safetensors weights to ``dst``; with ``half`` floating tensors become fp16.
+
+    Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype. ``load_folder``
+    copies fp16 tensors into the float32 model, so a half export still runs in float32.
+    Returns ``{"dtype", "bytes", "tensors"}``.
+    """
+    from safetensors.torch import load_file, save_file
+
+    try:
+        state = load_file(str(src))
+    except Exception as e:
+        raise CheckpointError(f"{src} is corrupt or not safetensors ({e})") from None
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    dtype = "float16" if half else "float32"
+    save_file(state, str(dst), metadata={"format": "pt", "dtype": dtype})
+    return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
+
+
+def _find_lm(lm: Path) -> tuple[Path, Path | None, dict]:
+    """(LM file, lexicon or None, lm.json stats) from an LM file or a train.lm output folder."""
+    stats = {}
+    if lm.is_dir():
+        folder = lm
+        found = [lm / n for n in ("lm.bin", "lm.arpa") if (lm / n).is_file()]
+        if not found:
+            raise DS2Error(f"the LM folder {lm} holds no lm.bin or lm.arpa")
+        lm = found[0]
+    else:
+        folder = lm.parent
+    if not lm.is_file():
+        raise DS2Error(f"LM file not found: {lm}")
+    lexicon = folder / "lexicon.txt"
+    if (folder / "lm.json").is_file():
+        stats = json.loads((folder / "lm.json").read_text())
+    return lm, lexicon if lexicon.is_file() else None, stats
+
+
+def _find_loss_png(checkpoint: Path) -> Path | None:
+    """EXP/loss.png for a checkpoint at EXP/checkpoints/NAME."""
+    for p in (checkpoint / LOSS_PNG, checkpoint.parent.parent / LOSS_PNG):
+        if p.is_file():
+            return p
+    return None
+
+
+def _decoder_weights(args_weight, args_score, tune_json, source_decoder) -> tuple[dict, str]:
+    """(lm_weight/word_score, where they came from): flags, then tune.json, then the source."""
+    if tune_json is not None:
+        try:
+            best = json.loads(Path(tune_json).read_text())["best"]
+            w, s = best["lm_weight"], best["word_score"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DS2Error(f"{tune_json} is not a train.tune_lm result ({e})") from None
+        origin = f"tuned on {Path(tune_json).name}"
+    elif "lm_weight" in source_decoder:
+        w = source_decoder["lm_weight"]
+        s = source_decoder.get("word_score", DEFAULT_WORD_SCORE)
+        origin = "from the checkpoint"
+    else:
+        w, s, origin = DEFAULT_LM_WEIGHT, DEFAULT_WORD_SCORE, "untuned defaults"
+    if args_weight is not None or args_score is not None:
+        origin = "given"
+    w = args_weight if args_weight is not None else w
+    s = args_score if args_score is not None else s
+    return {"lm_weight": float(w), "word_score": float(s)}, origin
+
+
+# ------------------------------------------------------------------------------------------
+# Model card
+
+
+def _fmt_hours(h) -> str:
+    if h is None:
+        return "unknown"
+    return f"{h:.2f} h" if h >= 1 else f"{60 * h:.0f} min"
+
+
+def _hardware(hw) -> str:
+    if not isinstance(hw, dict):
+        return str(hw) if hw else "unknown"
+    parts = []
+    if hw.get("gpu"):
+        parts.append(hw["gpu"])
+    if hw.get("cpu_count"):
+        parts.append(f"{hw['cpu_count']} CPU cores")
+    if hw.get("platform"):
+        parts.append(hw["platform"])
+    if hw.get("torch"):
+        parts.append(f"torch {hw['torch']}")
+    return ", ".join(parts) or "unknown"
+
+
+def _card_data(name: str, results: dict | None, license: str):
+    from huggingface_hub import EvalResult, ModelCardData
+
+    evals = []
+    for set_name, s in (results or {}).get("sets", {}).items():
+        for mode, r in s["modes"].items():
+            for metric in ("wer", "cer"):
+                evals.append(
+                    EvalResult(
+                        task_type="automatic-speech-recognition",
+                        task_name="Speech Recognition",
+                        dataset_type=set_name,
+                        dataset_name=set_name,
+                        dataset_split="test",
+                        metric_type=metric,
+                        metric_value=round(100 * r[metric], 2),
+                        metric_name=f"{metric.upper()} ({mode})",
+                    )
+                )
+    return ModelCardData(
+        language="en",
+        license=license,
+        library_name="ds2",
+        pipeline_tag="automatic-speech-recognition",
+        tags=["speech-recognition", "ctc", "deepspeech2"],
+        model_name=name,
+        eval_results=evals or None,
+    )
+
+
+def model_card(
+    folder: Path,
+    name: str,
+    repo_id: str | None = None,
+    results: dict | None = None,
+    lm_stats: dict | None = None,
+    weights_origin: str = "",
+    license: str = LICENSE,
+    folder_label: str | None = None,
+) -> str:
+    """The README.md of an exported ``folder`` (its config.json must be written already).
+
+    folder_label : how the card names the folder in its upload example (default its name).
+    """
+    from train.evaluate import results_table
+
+    cfg = read_config(folder)
+    model = cfg["model"]
+    training = cfg.get("training") or {}
+    decoder = cfg.get("decoder") or {}
+    loaded = load_folder(folder)
+    n_params = loaded.model.num_parameters()
+    repo = repo_id or f"YOUR-ORG/{name}"
+    label = folder_label or folder.name
+
+    rnn = f"{model['rnn_layers']} x {'bi' if model.get('bidirectional', True) else ''}" + (
+        f"{model['rnn_type'].upper()} ({model['rnn_hidden']} per direction)"
+    )
+    feats = cfg["features"]
+    lines = [
+        f"# {name}",
+        "",
+        f"A [DeepSpeech2](https://arxiv.org/abs/1512.02595) speech recognizer for English, "
+        f"{n_params / 1e6:.1f} M parameters: {len(model['convs'])} conv layers "
+        f"(BatchNorm, Hardtanh), {rnn}, and a linear CTC head over {len(cfg['vocab'])} symbols "
+        f"(blank, space, apostrophe, a-z). Input: {feats['n_fft'] // 2 + 1}-bin log "
+        f"spectrogram, {1000 * feats['hop_length'] / feats['sample_rate']:.0f} ms hop, "
+        f"{feats['sample_rate'] // 1000} kHz mono audio; one output frame every "
+        f"{1000 * feats['hop_length'] / feats['sample_rate'] * loaded.model.time_stride:.0f} ms.",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "import ds2",
+        "",
+        f'model = ds2.load_model("{repo}")',
+        'result = ds2.transcribe(model, "clip.wav", decoder="beam")',
+        "print(result.text)",
+        "for w in result.words:",
+        '    print(f"{w.start:6.2f} {w.end:6.2f} {w.confidence:.2f} {w.word}")',
+        "```",
+        "",
+        "or from the command line: "
+        f"`python -m ds2 transcribe clip.wav --model {repo} --decoder beam`.",
+    ]
+
+    lines += ["", "## Results", ""]
+    if results and results.get("sets"):
+        d = results.get("decoding", {})
+        lines += [results_table(results), ""]
+        desc = f"Beam width {d.get('beam_width', '?')}"
+        if "lm_weight" in d:
+            desc += f"; beam_lm uses lm_weight {d['lm_weight']} and word_score {d['word_score']}"
+        lines.append(
+            desc + ". WER and CER in %, summed over each set (`python -m train.evaluate`)."
+        )
+    else:
+        lines.append("Not evaluated yet (export with `--eval results.json` or `--test MANIFEST`).")
+
+    lines += ["", "## Training", ""]
+    manifests = training.get("train_manifests") or []
+    facts = [
+        ("training data", ", ".join(f"`{Path(m).name}`" for m in manifests) or "unknown"),
+        ("hours of audio", _fmt_hours(training.get("train_hours"))),
+        ("utterances", training.get("train_utterances", "unknown")),
+        ("optimizer steps", training.get("steps", "unknown")),
+        ("epochs", training.get("epochs", "unknown")),
+        ("training time", _fmt_hours(training.get("elapsed_hours"))),
+        ("hardware", _hardware(training.get("hardware"))),
+        ("precision", training.get("precision", "unknown")),
+    ]
+    if training.get("world_size", 1) and training.get("world_size", 1) > 1:
+        facts.append(("processes", training["world_size"]))
+    if training.get("best_valid_cer") is not None:
+        facts.append(
+            (
+                "best validation CER",
+                f"{100 * training['best_valid_cer']:.2f} % at step {training.get('best_step')}",
+            )
+        )
+    if training.get("init_from"):
+        facts.append(("initialised from", f"`{training['init_from']}`"))
+    lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
+    if (folder / LOSS_PNG).is_file():
+        lines += ["", f"![training curves]({LOSS_PNG})"]
+    lines += [
+        "",
+        "Rebuild it with the recipe in the ds2 repository (`train/train.py`); the full training "
+        'configuration is in `config.json["training"]["config"]`.',
+    ]
+
+    if decoder.get("lm"):
+        s = lm_stats or {}
+        lines += ["", "## Language model", ""]
+        desc = f"`{decoder['lm']}`"
+        if s.get("order"):
+            desc += (
+                f": a {s['order']}-gram modified Kneser-Ney model (`python -m train.lm`) over "
+                f"{s.get('vocab_size', '?')} words, n-grams per order {s.get('ngrams')}, "
+                f"built from {s.get('sentences', '?')} training sentences "
+                f"({s.get('words', '?')} words)"
+            )
+            if s.get("dev"):
+                desc += (
+                    f"; validation perplexity {s['dev']['perplexity']}, "
+                    f"OOV rate {100 * s['dev']['oov_rate']:.2f} %"
+                )
+        lines += [
+            desc + ".",
+            "",
+            f"`{decoder.get('lexicon')}` spells each LM word for the lexicon-constrained beam "
+            f"search. LM weight {decoder.get('lm_weight')} and word score "
+            f"{decoder.get('word_score')} ({weights_origin or 'see config.json'}) are the "
+            "defaults `ds2.transcribe` uses; override them with `lm_weight=` / `word_score=`.",
+        ]
+
+    lines += [
+        "",
+        "## Limitations",
+        "",
+        "English only, lower-case letters and apostrophes: no punctuation, casing or digits "
+        "(numbers come out as words). The model knows the voices, vocabulary and recording "
+        "conditions of its training data listed above; on other speech expect higher error "
+        "rates than the table shows. Always check transcripts before relying on them.",
+        "",
+        "## Files",
+        "",
+        "| file | size |",
+        "|---|---:|",
+    ]
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.name != CARD_NAME:
+            lines.append(f"| `{p.name}` | {_size(p.stat().st_size)} |")
+    lines += [
+        "",
+        "## Publishing",
+        "",
+        "This folder is a complete Hub model repository. To push it:",
+        "",
+        "```python",
+        "from huggingface_hub import HfApi",
+        "",
+        "api = HfApi()  # token from `hf auth login` or $HF_TOKEN",
+        f'api.create_repo("{repo}", exist_ok=True)',
+        f'api.upload_folder(folder_path="{label}", repo_id="{repo}")',
+        "```",
+        "",
+        f"or `python -m train.export --checkpoint CKPT --out {label} --push {repo}`.",
+    ]
+    card = _card_data(name, results, license)
+    return f"---\n{card.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+# ------------------------------------------------------------------------------------------
+# Export and push
+
+
+def export(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    name: str | None = None,
+    lm: str | os.PathLike | None = None,
+    lm_weight: float | None = None,
+    word_score: float | None = None,
+    tune: str | os.PathLike | None = None,
+    eval_results: str | os.PathLike | dict | None = None,
+    test_manifests=None,
+    loss_png: str | os.PathLike | None = None,
+    half: bool = False,
+    repo_id: str | None = None,
+    license: str = LICENSE,
+    overwrite: bool = False,
+) -> Path:
+    """Write the Hub-ready folder ``out`` from the training checkpoint folder ``checkpoint``.
+
+    The folder is assembled in a temporary sibling and renamed into place, so a failed export
+    leaves no half-written model. See the module docstring for what goes in.
+    """
+    checkpoint = Path(checkpoint)
+    out = Path(out)
+    load_folder(checkpoint)  # a broken checkpoint fails here, before anything is written
+    src_cfg = read_config(checkpoint)
+    name = name or out.name
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DS2Error(f"{out} exists and is not empty; pass --overwrite to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
+    try:
+        weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half)
+        cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
+        cfg["training"] = {**(src_cfg.get("training") or {}), "exported_weights": weights["dtype"]}
+
+        lm_stats: dict = {}
+        origin = ""
+        src_decoder = src_cfg.get("decoder") or {}
+        if lm is not None or src_decoder.get("lm"):
+            if lm is not None:
+                lm_file, lexicon, lm_stats = _find_lm(Path(lm))
+            else:
+                lm_file = checkpoint / src_decoder["lm"]
+                lexicon = (
+                    checkpoint / src_decoder["lexicon"] if src_decoder.get("lexicon") else None
+                )
+            shutil.copy2(lm_file, tmp / lm_file.name)
+            if lexicon is not None:
+                shutil.copy2(lexicon, tmp / "lexicon.txt")
+            else:
+                from ds2.decoding import arpa_unigrams, is_arpa, write_lexicon
+
+                if not is_arpa(lm_file):
+                    raise DS2Error(f"the binary LM {lm_file} has no lexicon.txt beside it")
+                write_lexicon(arpa_unigrams(lm_file), tmp / "lexicon.txt")
+            weights_cfg, origin = _decoder_weights(lm_weight, word_score, tune, src_decoder)
+            cfg["decoder"] = {"lexicon": "lexicon.txt", "lm": lm_file.name, **weights_cfg}
+        (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
+
+        loss = Path(loss_png) if loss_png else _find_loss_png(checkpoint)
+        if loss is not None:
+            if not loss.is_file():
+                raise DS2Error(f"loss curve not found: {loss}")
+            shutil.copy2(loss, tmp / LOSS_PNG)
+
+        load_folder(tmp)  # the export must load before it replaces anything
+
+        results = None
+        if test_manifests:
+            from train.evaluate import evaluate
+
+            results = evaluate(load_folder(tmp, name=name), test_manifests, out=tmp / "eval")
+            shutil.move(tmp / "eval" / "wer.png", tmp / "wer.png")
+            shutil.rmtree(tmp / "eval")
+        elif isinstance(eval_results, dict):
+            results = eval_results
+        elif eval_results is not None:
+            path = Path(eval_results)
+            if not path.is_file():
+                raise DS2Error(f"evaluation results not found: {path}")
+            results = json.loads(path.read_text())
+            if (path.parent / "wer.png").is_file():
+                shutil.copy2(path.parent / "wer.png", tmp / "wer.png")
+        if results is not None:
+            (tmp / EVAL_JSON).write_text(json.dumps(results, indent=2) + "\n")
+
+        card = model_card(tmp, name, repo_id, results, lm_stats, origin, license, str(out))
+        (tmp / CARD_NAME).write_text(card)
+        # mkdtemp makes a private folder; a model folder is meant to be shared
+        tmp.chmod(0o755)
+        for p in tmp.iterdir():
+            p.chmod(0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def push_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+) -> str:
+    """Create the Hub model repo ``repo_id`` if needed and upload ``folder`` to it.
+
+    token : a Hugging Face token with write access; None uses ``hf auth login`` / $HF_TOKEN.
+    Returns the URL of the commit.
+    """
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise CheckpointError(f"{folder} is not a ds2 model folder (no {CONFIG_NAME})")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(
+        folder_path=str(folder),
+        repo_id=repo_id,
+        repo_type="model",
+        commit_message=commit_message or f"Upload {folder.name} (ds2)",
+    )
+    return getattr(info, "commit_url", str(info))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Turn a training checkpoint into a Hub-ready model folder with a model card.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("--checkpoint", required=True, help="training checkpoint folder")
+    ap.add_argument("--out", required=True, help="model folder to write")
+    ap.add_argument("--name", default=None, help="model name (default: the --out folder's name)")
+    ap.add_argument("--lm", default=None, help="train.lm output folder (or an LM file)")
+    ap.add_argument("--tune", default=None, help="train.tune_lm's tune.json (best weights)")
+    ap.add_argument("--lm-weight", type=float, default=None, help="overrides --tune")
+    ap.add_argument("--word-score", type=float, default=None, help="overrides --tune")
+    ap.add_argument("--eval", default=None, help="train.evaluate's results.json for the card")
+    ap.add_argument("--test", nargs="+", default=None, help="evaluate on these manifests instead")
+    ap.add_argument("--loss-png", default=None, help="training curves (default: EXP/loss.png)")
+    ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    ap.add_argument("--license", default=LICENSE)
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    ap.add_argument("--push", default=None, metavar="REPO_ID", help="upload to this Hub repo")
+    ap.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    args = ap.parse_args(argv)
+
+    out = export(
+        args.checkpoint,
+        args.out,
+        name=args.name,
+        lm=args.lm,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+        tune=args.tune,
+        eval_results=args.eval,
+        test_manifests=args.test,
+        loss_png=args.loss_png,
+        half=args.half,
+        repo_id=args.push,
+        license=args.license,
+        overwrite=args.overwrite,
+    )
+    total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    print(f"wrote {out} ({_size(total)}): {', '.join(sorted(p.name for p in out.iterdir()))}")
+    if args.push:
+        print(f"pushed: {push_to_hub(out, args.push, private=args.private)}")
+
+
+if __name__ == "__main__":
+    main()
