@@ -22,6 +22,17 @@ Beam search uses flashlight-text through ``torchaudio.models.decoder.ctc_decoder
 optional KenLM word LM and a lexicon; on CUDA without an LM or lexicon it uses
 ``cuda_ctc_decoder``. Our blank ``"<blank>"`` is flashlight's blank token and our space is its
 silence token ``"|"``, which ends every lexicon spelling; ids are the same on both sides.
+
+Lexicon search: whole words only
+    A word is complete when the search reads the ``"|"`` that ends its spelling; a frame where
+    ``"|"`` is certain is appended so the last word can complete (and costs nothing in the
+    scores). When no hypothesis of the final beam sits on a word boundary, flashlight returns
+    paths that end inside a word ("hello wor"). Those characters spell no lexicon word, so
+    they are read as blanks: the text keeps the completed words ("hello"), and the score is
+    re-computed for that path (its acoustic score, plus word and LM scores of the completed
+    words only), the same score a wider beam gives the same path. Results that become equal
+    are merged, keeping the best score, so every hypothesis of a lexicon search is lexicon
+    words only and scores stay comparable across beam widths.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ FRAME_SECONDS = 0.02  # seconds per output frame: 10-ms feature hop x time strid
 SIL_TOKEN = "|"  # flashlight's silence / word-boundary token; our space maps onto it
 UNK_WORD = "<unk>"
 _CACHE_SIZE = 4  # flashlight decoders kept alive; one with a large LM can take seconds to build
+_NOT_SPACE_LOGP = -1e4  # log-prob of every symbol but "|" in the frame appended for a lexicon
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,8 @@ class Hypothesis:
     ``tokens`` are vocabulary ids after CTC collapse, without leading, trailing or repeated
     spaces, so ``vocab.decode(tokens) == text``; ``timesteps[i]`` is the output frame at which
     ``tokens[i]`` was emitted. ``score`` is the decoder's log-score (for greedy: the sum of the
-    per-frame maximum log-probabilities; for beam: flashlight's acoustic + weighted LM score).
+    per-frame maximum log-probabilities; for beam: the path's acoustic score plus flashlight's
+    weighted LM, word and silence scores).
     """
 
     text: str
@@ -631,7 +644,7 @@ class BeamSearchDecoder:
             # Lexicon spellings end with "|", but a model trained on "words between spaces"
             # emits no space after the last word: one extra frame where "|" is certain lets
             # the last word end without charging it a frame of improbable "|".
-            sil_frame = torch.full((1, n_vocab), -1e4)  # (1, vocab)
+            sil_frame = torch.full((1, n_vocab), _NOT_SPACE_LOGP)  # (1, vocab)
             sil_frame[0, self.vocab.space_id] = 0.0
         out = []
         for b, n in enumerate(lengths.tolist()):
@@ -647,12 +660,62 @@ class BeamSearchDecoder:
                 results = self._entry.decoder.decoder.decode(x.data_ptr(), x.shape[0], n_vocab)
             hyps = []
             for r in results:
+                if with_lexicon:
+                    hyps.append(self._lexicon_result(r, lp))
+                    continue
                 path = list(r.tokens)
                 if len(path) == x.shape[0] + 2:  # flashlight brackets the path with silences
                     path = path[1:-1]
                 hyps.append((float(r.score), path[:n]))
             out.append(self._finish(hyps, lp))
         return out
+
+    def _lexicon_result(self, r, lp: torch.Tensor) -> tuple[float, list[int]]:
+        """Score and frame path of one lexicon-search result, cut back to its last whole word.
+
+        r : flashlight DecodeResult
+            Of a search over ``lp`` plus the word-boundary frame ``_decode_flashlight``
+            appends; ``r.tokens`` holds one id per frame, bracketed by two silences, and
+            ``r.words`` a word id on the frame where a word ends, -1 elsewhere.
+        lp : torch.Tensor, shape = (n_frames, vocab_size)
+
+        Flashlight returns paths that end inside a word when no hypothesis of the final beam
+        sits on a word boundary. The characters after the last completed word spell no lexicon
+        word, so they become blanks, and the score becomes that of the path returned: the
+        acoustic score of the new path over the model's frames (the appended frame is ours and
+        costs nothing), plus flashlight's word, silence and weighted LM scores minus the LM
+        look-ahead it had credited to the dropped partial word.
+        """
+        n = lp.shape[0]
+        path, word_ends = list(r.tokens)[1:-1], list(r.words)[1:-1]
+        if len(path) != n + 1 or len(word_ends) != n + 1:
+            raise DecoderError(
+                f"flashlight returned a path of {len(r.tokens)} frames for {n + 1} frames"
+            )
+        last = max((t for t, w in enumerate(word_ends) if w >= 0), default=-1)
+        keep = (self.vocab.blank_id, self.vocab.space_id)
+        partial = any(i not in keep for i in path[last + 1 :])
+        if partial:
+            path = path[: last + 1] + [
+                i if i in keep else self.vocab.blank_id for i in path[last + 1 :]
+            ]
+        path = path[:n]
+        frames = torch.arange(n)
+        acoustic = float(lp[frames, torch.tensor(path, dtype=torch.long)].double().sum())
+        score = float(r.score) - float(r.emittingModelScore) + acoustic
+        if partial and self.lm is not None:
+            # flashlight's LM score telescopes to the words' LM score plus, for a path ending
+            # inside a word, the look-ahead (best word score under that prefix) of the prefix
+            lm = self._entry.decoder.lm
+            state = lm.start(False)
+            words_lm = 0.0
+            for w in word_ends:
+                if w >= 0:
+                    state, s = lm.score(state, w)
+                    words_lm += s
+            words_lm += lm.finish(state)[1]
+            score -= self.lm_weight * (float(r.lmScore) - words_lm)
+        return score, path
 
     def _decode_cuda(self, log_probs, lengths) -> list[list[Hypothesis]]:
         import torchaudio.functional as F

@@ -332,3 +332,62 @@ def test_beam_on_a_real_model_output(tiny_checkpoint):
     for h in hyps:
         assert all(0.0 <= w.confidence <= 1.0 and w.start < w.end for w in h.words)
         assert all(0 <= t < int(n[0]) for t in h.timesteps)
+
+
+def test_lexicon_output_never_ends_in_a_partial_word(tmp_path):
+    # "hello world" cut after "wor": with a narrow beam no hypothesis reaches a word boundary by
+    # the last frame, and flashlight then returns paths that end inside "world"
+    lexicon = tmp_path / "lexicon.txt"
+    words = {"hello", "world", "he", "hell"}
+    write_lexicon(sorted(words), lexicon, VOCAB)
+    lp = peaked("_h_e_l_l_o_ _w_o_r_")
+    hyps = BeamSearchDecoder(VOCAB, beam_width=4, nbest=5, lexicon=lexicon)(lp)
+    assert [h.text for h in hyps] == ["hello"]
+    (best,) = hyps
+    assert VOCAB.decode(best.tokens) == best.text
+    assert best.timesteps == [1, 3, 5, 7, 9]
+    assert [w.word for w in best.words] == ["hello"]
+    assert (best.words[0].start, best.words[0].end) == (0.02, 0.2)
+    # the score is that of the path returned, "wor" read as blanks; the frame the decoder
+    # appends for the last word boundary costs nothing
+    ids = torch.tensor(frame_ids("_h_e_l_l_o_ _______"))
+    assert best.score == pytest.approx(float(lp[torch.arange(len(ids)), ids].sum()), abs=1e-3)
+    # a complete last word is kept
+    lp = peaked("_h_e_l_l_o_ _w_o_r_l_d_")
+    done = BeamSearchDecoder(VOCAB, beam_width=4, lexicon=lexicon)(lp)
+    assert done[0].text == "hello world"
+
+
+def test_partial_word_dropped_with_lm_scores_like_the_path_returned(lm_files):
+    arpa, lexicon = lm_files
+    lp = peaked("_t_h_e_ _c_a_")  # "the ca...": cut inside "cat"
+    settings = dict(lexicon=lexicon, lm=arpa, lm_weight=1.0, word_score=0.5, nbest=10)
+    narrow = BeamSearchDecoder(VOCAB, beam_width=2, **settings)(lp)
+    assert [h.text for h in narrow] == ["the"]
+    # a wide beam keeps "the" followed by blanks as a hypothesis that ends on a word boundary:
+    # dropping the partial word must give it the same score (no LM look-ahead for "ca" left)
+    wide = {h.text: h.score for h in BeamSearchDecoder(VOCAB, beam_width=64, **settings)(lp)}
+    assert narrow[0].score == pytest.approx(wide["the"], abs=1e-3)
+
+
+def test_lexicon_words_only_on_untrained_model_output(tiny_checkpoint, speech_wav, tmp_path):
+    """An untrained model's noise, decoded with a lexicon, still reads as lexicon words."""
+    from ds2.audio import load_audio
+    from ds2.checkpoint import load_folder
+    from ds2.features import compute_features
+
+    words = {"hello", "world", "this", "is", "a", "test"}
+    lexicon = tmp_path / "lexicon.txt"
+    write_lexicon(sorted(words), lexicon, VOCAB)
+    m = load_folder(tiny_checkpoint)
+    feats = compute_features(load_audio(speech_wav), m.feature_config)  # (n_bins, n_frames)
+    with torch.no_grad():
+        lp, n = m.model(feats[None], torch.tensor([feats.shape[1]]))  # (1, T', vocab)
+    lp = lp[0, : int(n[0])]  # (T', vocab)
+    for beam_width in (1, 2, 4, 8):
+        hyps = BeamSearchDecoder(m.vocab, beam_width=beam_width, lexicon=lexicon)(lp)
+        for h in hyps:
+            assert set(h.text.split()) <= words, (beam_width, h.text)
+            assert [w.word for w in h.words] == h.text.split()
+            assert m.vocab.decode(h.tokens) == h.text
+            assert h.score > -5000  # no charge for the appended word-boundary frame

@@ -89,3 +89,19 @@ def test_missing_file_and_bad_write(tmp_path):
     # The failed write left the old manifest intact and no temporary file behind.
     assert target.read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]
+
+
+def test_cwd_relative_paths_are_stored_relative_to_the_manifest(tmp_path, monkeypatch):
+    # A builder run from the repo root passes paths like "data/corpus/audio/x.flac".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "corpus" / "audio").mkdir(parents=True)
+    wav = tmp_path / "data" / "corpus" / "audio" / "x.flac"
+    wav.write_bytes(b"")
+    rel = "data/corpus/audio/x.flac"
+    write_manifest(
+        "data/corpus/m.jsonl", [{"audio": rel, "duration": 1.0, "text": "a", "speaker": "s"}]
+    )
+    stored = json.loads((tmp_path / "data/corpus/m.jsonl").read_text())["audio"]
+    assert stored == "audio/x.flac"
+    monkeypatch.chdir("/")
+    assert read_manifest(tmp_path / "data/corpus/m.jsonl")[0]["audio"] == str(wav)

@@ -104,14 +104,15 @@ def write_manifest(path: str | os.PathLike, rows: Iterable[dict], *, relative: b
     lines = []
     for i, row in enumerate(rows):
         row = dict(_check_row(dict(row), f"row {i} for {path}"))
-        audio = Path(row["audio"])
-        if relative and audio.is_absolute():
+        # A relative path given here is relative to the working directory; readers resolve
+        # relative paths against the manifest's folder, so make it absolute first.
+        audio = Path(os.path.abspath(row["audio"]))
+        row["audio"] = str(audio)
+        if relative:
             try:
                 row["audio"] = str(audio.relative_to(base))
             except ValueError:
                 pass  # outside the manifest's folder: keep it absolute
-        else:
-            row["audio"] = str(audio)
         lines.append(json.dumps(row, ensure_ascii=False))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
