@@ -1,0 +1,372 @@
+"""The CTC training loop: one step, exact resume, filtering, sampling, fine-tuning set-ups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ds2
+from ds2.features import FeatureConfig
+from ds2.model import DeepSpeech2
+from ds2.vocab import Vocabulary
+from tests.utils import espeak, tiny_config
+from train import checkpointing as ckpt
+from train.data import (
+    BucketBatchSampler,
+    SpeechDataset,
+    collate,
+    ctc_min_frames,
+    prepare_utterances,
+    read_manifest,
+)
+from train.train import TrainConfig, ctc_loss, lr_at, main, parse_args, read_toml, replace_head
+
+SENTENCES = [
+    "the cat sat on the mat",
+    "a big red dog ran home",
+    "green trees in the sun",
+    "she reads old books",
+    "we walk to the river",
+    "time to go to bed",
+    "blue water and white sand",
+    "my hat is very small",
+    "birds sing at night",
+    "open the door please",
+    "he likes hot soup",
+    "five fish swim fast",
+    "the moon is bright",
+    "cold wind from the north",
+    "bring me a cup of tea",
+    "jump over the fence",
+]
+
+
+def make_corpus(folder: Path, n: int, speed: int = 170) -> Path:
+    """``n`` espeak-ng utterances of SENTENCES and their manifest ``folder/train.jsonl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, text in enumerate(SENTENCES[:n]):
+        wav = espeak(text, folder / f"utt{i:02d}.wav", speed=speed)
+        audio = ds2.load_audio(wav)
+        rows.append(
+            {
+                "audio": wav.name,
+                "duration": len(audio) / 16000,
+                "text": text,
+                "speaker": "espeak-en-us",
+            }
+        )
+    manifest = folder / "train.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return manifest
+
+
+def tiny_args(manifest: Path, exp: Path, *extra: str) -> list[str]:
+    """Command line of a seconds-long CPU run of the tiny model."""
+    overrides = {k: v for k, v in tiny_config().to_dict().items() if k != "vocab_size"}
+    return [
+        "--train",
+        str(manifest),
+        "--exp",
+        str(exp),
+        "--model-overrides",
+        json.dumps(overrides),
+        "--batch-seconds",
+        "6",
+        "--num-workers",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--warmup-steps",
+        "2",
+        "--max-steps",
+        "6",
+        "--log-every",
+        "1",
+        "--eval-every-steps",
+        "0",
+        "--eval-every-minutes",
+        "0",
+        "--save-every-steps",
+        "0",
+        "--no-tensorboard",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("corpus"), 6)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_one_step_gives_finite_loss_and_gradients(corpus):
+    vocab, fcfg = Vocabulary(), FeatureConfig()
+    torch.manual_seed(0)
+    model = DeepSpeech2(tiny_config()).train()
+    items, dropped = prepare_utterances(read_manifest(corpus), vocab, fcfg, model.cfg)
+    assert len(items) == 6 and not dropped
+    batch = collate([SpeechDataset(items, fcfg)[i] for i in range(3)])
+    assert batch.features.shape[:2] == (3, 201)
+    log_probs, out_lengths = model(batch.features, batch.lengths)
+    loss = ctc_loss(log_probs, out_lengths, batch)
+    assert torch.isfinite(loss) and 0.5 < loss.item() < 50  # nats per character
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(g.abs().sum().item() for g in grads) > 0
+
+
+def test_resume_continues_exactly(corpus, tmp_path):
+    """6 steps straight == 3 steps, stop, --resume, 3 more (weights and optimizer, bit for bit)."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    main(tiny_args(corpus, straight))
+    main(tiny_args(corpus, split, "--stop-at-step", "3"))
+    half = ckpt.load_trainer_state(split / "checkpoints" / "last")[0]
+    assert half["step"] == 3
+    main(tiny_args(corpus, split, "--resume"))
+
+    a, b = straight / "checkpoints" / "last", split / "checkpoints" / "last"
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    sa, sb = load_file(str(a / ckpt.STATE_TENSORS)), load_file(str(b / ckpt.STATE_TENSORS))
+    for k in (k for k in sa if k.startswith("optim/")):
+        assert torch.equal(sa[k], sb[k]), k
+    meta_a, meta_b = ckpt.load_trainer_state(a)[0], ckpt.load_trainer_state(b)[0]
+    assert meta_a["step"] == meta_b["step"] == 6
+    assert (meta_a["epoch"], meta_a["batch_in_epoch"]) == (
+        meta_b["epoch"],
+        meta_b["batch_in_epoch"],
+    )
+    # The folder is an ordinary ds2 checkpoint with training metadata.
+    loaded = ds2.load_folder(b)
+    assert loaded.config["training"]["steps"] == 6
+    assert loaded.config["training"]["train_manifests"] == [str(corpus)]
+    # Training moved the weights away from the shared initialisation.
+    torch.manual_seed(1234)  # the run's seed: these are its initial weights
+    init = DeepSpeech2(loaded.model.cfg)
+    assert not torch.equal(init.head.weight, wa["head.weight"])
+    # The log of the resumed run has each step once.
+    steps = [
+        e["step"]
+        for e in map(json.loads, (split / "log.jsonl").read_text().splitlines())
+        if e["event"] == "train"
+    ]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_interrupted_folder_swap_recovers(tmp_path, tiny_checkpoint):
+    """A crash between the two renames of a checkpoint swap leaves the old copy findable."""
+    model = ds2.load_folder(tiny_checkpoint).model
+    last = tmp_path / "last"
+    ckpt.save_checkpoint(
+        last, model, FeatureConfig(), Vocabulary(), training={}, trainer_state={"step": 7}
+    )
+    last.rename(tmp_path / ".old-last")  # as if killed after moving the old one away
+    found = ckpt.resolve_resume_folder(last)
+    assert found == tmp_path / ".old-last"
+    assert ckpt.load_trainer_state(found)[0]["step"] == 7
+    ckpt.save_checkpoint(
+        last, model, FeatureConfig(), Vocabulary(), training={}, trainer_state={"step": 8}
+    )
+    assert ckpt.load_trainer_state(ckpt.resolve_resume_folder(last))[0]["step"] == 8
+    assert not (tmp_path / ".old-last").exists()
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_optimizer_state_round_trips_through_tensors():
+    torch.manual_seed(0)
+    model = DeepSpeech2(tiny_config())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
+    model(torch.randn(2, 201, 50), torch.tensor([50, 40]))[0].sum().backward()
+    opt.step()
+    tensors, meta = ckpt.flatten_optimizer(opt.state_dict())
+    json.dumps(meta)  # no tensors or tuples left in the metadata
+    opt2 = torch.optim.AdamW(model.parameters(), lr=5.0)
+    opt2.load_state_dict(ckpt.unflatten_optimizer(tensors, meta))
+    s1, s2 = opt.state_dict(), opt2.state_dict()
+    assert s1["param_groups"] == s2["param_groups"]
+    for pid in s1["state"]:
+        for k, v in s1["state"][pid].items():
+            assert torch.equal(v, s2["state"][pid][k])
+
+
+def test_label_longer_than_output_is_dropped_and_counted(tmp_path, corpus):
+    rows = read_manifest(corpus)
+    cfg = tiny_config()
+    # 0.5 s gives 26 output frames: 30 characters cannot be aligned, 20 can; "aab" needs 4 frames.
+    rows += [
+        {"audio": rows[0]["audio"], "duration": 0.5, "text": "x" * 30, "speaker": "s"},
+        {"audio": rows[0]["audio"], "duration": 0.5, "text": "abcdefghij" * 2, "speaker": "s"},
+        {"audio": rows[0]["audio"], "duration": 0.5, "text": "ab1", "speaker": "s"},
+        {"audio": rows[0]["audio"], "duration": 40.0, "text": "long", "speaker": "s"},
+    ]
+    items, dropped = prepare_utterances(rows, Vocabulary(), FeatureConfig(), cfg, max_duration=30)
+    assert int(cfg.output_lengths(FeatureConfig().n_frames(8000))) == 26
+    assert dropped == {"label_too_long": 1, "bad_chars": 1, "too_long": 1}
+    assert len(items) == 7
+    assert ctc_min_frames([3, 3, 4]) == 4
+
+    manifest = tmp_path / "with_bad.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    exp = tmp_path / "exp"
+    main(tiny_args(manifest, exp, "--max-steps", "1", "--max-duration", "30"))
+    data = next(
+        e
+        for e in map(json.loads, (exp / "log.jsonl").read_text().splitlines())
+        if e["event"] == "data"
+    )
+    assert data["dropped"] == {"label_too_long": 1, "bad_chars": 1, "too_long": 1}
+    assert data["train_utterances"] == 7
+
+
+def test_sortagrad_then_shuffled_buckets():
+    rng = np.random.default_rng(0)
+    durations = rng.uniform(0.5, 15.0, size=300)
+    s = BucketBatchSampler(durations, batch_seconds=60, seed=3)
+    first = [i for b in s.batches(0) for i in b]
+    assert np.all(np.diff(durations[first]) >= 0)  # epoch 0: shortest first
+    later = s.batches(1)
+    flat = [i for b in later for i in b]
+    assert not np.all(np.diff(durations[flat]) >= 0)  # later epochs: shuffled batch order
+    assert later != s.batches(2)  # ...differently every epoch
+    assert later == BucketBatchSampler(durations, batch_seconds=60, seed=3).batches(1)
+    # Buckets stay length-homogeneous: most batches span a narrow range of durations.
+    spans = [durations[b].max() / durations[b].min() for b in later if len(b) > 1]
+    assert np.median(spans) < 1.5
+    no_sorta = BucketBatchSampler(durations, batch_seconds=60, seed=3, sortagrad=False)
+    flat0 = [i for b in no_sorta.batches(0) for i in b]
+    assert not np.all(np.diff(durations[flat0]) >= 0)
+
+
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_bucket_sampler_covers_every_utterance_once(world_size):
+    rng = np.random.default_rng(1)
+    durations = rng.uniform(0.3, 12.0, size=257)
+    for epoch in range(3):
+        seen = []
+        per_rank = []
+        for rank in range(world_size):
+            s = BucketBatchSampler(
+                durations, 50, max_batch_size=16, seed=5, rank=rank, world_size=world_size
+            )
+            s.set_epoch(epoch)
+            batches = [[i for _, i in b] for b in s]
+            assert len(batches) == len(s)
+            per_rank.append(len(batches))
+            for b in batches:
+                assert len(b) <= 16
+                assert len(b) == 1 or len(b) * durations[b].max() <= 50 + 1e-9
+            seen += [i for b in batches for i in b]
+        assert len(set(per_rank)) == 1  # every rank runs the same number of steps
+        if world_size == 1:
+            assert sorted(seen) == list(range(257))
+        else:  # padding repeats a few batches so ranks stay in step; nobody is left out
+            assert set(seen) == set(range(257))
+            assert len(seen) - 257 <= 16 * (world_size - 1)
+    # Skipping the first k batches (resume) yields the remaining ones of that epoch.
+    s = BucketBatchSampler(durations, 50, seed=5)
+    full = s.batches(2)
+    s.set_epoch(2, start_batch=4)
+    assert [[i for _, i in b] for b in s] == full[4:]
+
+
+def test_init_from_with_new_vocab_and_frozen_convs(corpus, tmp_path, tiny_checkpoint):
+    """Fine-tuning set-up: new head for another alphabet, shared symbols kept, convs untouched."""
+    old = ds2.load_folder(tiny_checkpoint)
+    new_vocab = Vocabulary(
+        (
+            "<blank>",
+            " ",
+            "a",
+            "e",
+            "t",
+            "o",
+            "s",
+            "h",
+            "n",
+            "r",
+            "d",
+            "i",
+            "l",
+            "m",
+            "u",
+            "w",
+            "g",
+            "y",
+            "b",
+            "c",
+            "p",
+            "f",
+            "k",
+            "v",
+            "j",
+        )
+    )
+    swapped = replace_head(old.model, old.vocab, new_vocab)
+    assert swapped.head.weight.shape[0] == len(new_vocab)
+    row_old, row_new = old.vocab.tokens.index("t"), new_vocab.tokens.index("t")
+    assert torch.equal(swapped.head.weight[row_new], old.model.head.weight[row_old])
+
+    exp = tmp_path / "ft"
+    chars = "".join(new_vocab.tokens[1:])
+    main(
+        tiny_args(
+            corpus,
+            exp,
+            "--init-from",
+            str(tiny_checkpoint),
+            "--new-vocab",
+            "--vocab",
+            chars,
+            "--freeze-convs",
+            "--max-steps",
+            "3",
+            "--lr",
+            "3e-3",
+        )
+    )
+    tuned = ds2.load_folder(exp / "checkpoints" / "last")
+    assert tuned.vocab == new_vocab
+    assert tuned.model.head.out_features == len(new_vocab)
+    before, after = old.model.state_dict(), tuned.model.state_dict()
+    for k in before:
+        if k.startswith("convs."):  # weights and BatchNorm statistics alike
+            assert torch.equal(before[k], after[k]), k
+    assert not torch.equal(before["rnn.weight_ih_l0"], after["rnn.weight_ih_l0"])
+    assert tuned.config["training"]["init_from"]["spec"] == str(tiny_checkpoint)
+
+
+def test_lr_schedule_warms_up_holds_and_decays():
+    cfg = TrainConfig(lr=1e-3, warmup_steps=100, hold_fraction=0.5, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0, 0.0) == pytest.approx(1e-5)
+    assert lr_at(cfg, 99, 0.01) == pytest.approx(1e-3)
+    assert lr_at(cfg, 400, 0.4) == pytest.approx(1e-3)  # held
+    assert lr_at(cfg, 750, 0.75) == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # half-way down
+    assert lr_at(cfg, 1000, 1.0) == pytest.approx(1e-4)
+
+
+def test_presets_parse_and_flags_override(tmp_path):
+    for name in ("ds2_small", "ds2_large"):
+        path = Path(__file__).parents[1] / "train" / "configs" / f"{name}.toml"
+        flat = read_toml(path)
+        assert ds2.preset(flat["preset"])  # a real model preset
+        cfg, _, _ = parse_args(["--config", str(path), "--exp", "x", "--lr", "0.5"])
+        assert cfg.lr == 0.5
+        assert cfg.batch_seconds == flat["batch_seconds"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim]\nlearning_rate = 1\n")
+    with pytest.raises(ds2.DS2Error, match="learning_rate"):
+        read_toml(bad)
