@@ -34,14 +34,11 @@ import numpy as np
 
 import ds2
 from ds2 import plots
-from ds2.audio import SAMPLE_RATE
+from ds2.audio import SAMPLE_RATE, iter_blocks
 from ds2.errors import AudioError, CheckpointError, DS2Error
 from ds2.hub import available_models, load_model
 from ds2.subtitles import to_srt, to_vtt
-
-# _FileSource reads a long file in 16-kHz blocks, as transcribe streamed it: the spectrogram of
-# an hour is drawn without holding the hour in memory.
-from ds2.transcribe import _FileSource, transcribe
+from ds2.transcribe import transcribe
 
 log = logging.getLogger("ds2.app")
 
@@ -294,7 +291,7 @@ def _audio_for_plot(result, path: str):
     """The 16-kHz samples to draw: in memory, or streamed again from a long file."""
     if result.audio is not None:
         return result.audio
-    return _FileSource(path).blocks()  # the same block reader transcribe streamed with
+    return iter_blocks(path)  # the same block reader transcribe streams with
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import io
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,36 @@ def read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
                 f"could not read '{path}' as audio: it is not a supported audio file or it is "
                 f"damaged ({first}){hint}"
             ) from None
+
+
+def iter_blocks(path: str | os.PathLike, block_seconds: float = 60.0) -> Iterator[np.ndarray]:
+    """Stream a (long) file as mono float32 blocks at 16 kHz, resampled on the fly.
+
+    Only one block is in memory at a time, so an hour of audio can be processed in bounded
+    memory. Only formats libsndfile reads (wav, flac, ogg, mp3) can be streamed.
+
+    yields : np.ndarray, shape = (n_samples,), about ``block_seconds`` each
+    """
+    import soundfile as sf
+    import soxr
+
+    path = os.fspath(path)
+    with sf.SoundFile(path) as f:
+        in_rate = int(f.samplerate)
+        block = max(1, int(block_seconds * in_rate))
+        resampler = None
+        if in_rate != SAMPLE_RATE:
+            resampler = soxr.ResampleStream(in_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        while True:
+            x = f.read(block, dtype="float32", always_2d=True)  # (n, channels)
+            last = len(x) < block
+            mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+            if resampler is not None:
+                mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
+            if len(mono):
+                yield mono
+            if last:
+                return
 
 
 def to_mono_float(samples: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import MIN_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, load_audio
+from .audio import MIN_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, iter_blocks, load_audio
 from .checkpoint import LoadedModel
 from .decoding import Hypothesis, Word, greedy_decode
 from .errors import AudioError, DecoderError
@@ -189,25 +189,7 @@ class _FileSource:
         self.n = 0
 
     def blocks(self) -> Iterator[np.ndarray]:
-        import soundfile as sf
-        import soxr
-
-        resampler = None
-        if self.in_rate != SAMPLE_RATE:
-            resampler = soxr.ResampleStream(
-                self.in_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ"
-            )
-        with sf.SoundFile(self.path) as f:
-            while True:
-                x = f.read(self.block, dtype="float32", always_2d=True)  # (n, channels)
-                last = len(x) < self.block
-                mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-                if resampler is not None:
-                    mono = resampler.resample_chunk(np.ascontiguousarray(mono), last=last)
-                if len(mono):
-                    yield mono
-                if last:
-                    return
+        return iter_blocks(self.path, self.block / self.in_rate)
 
     def scan(self) -> tuple[int, float, int]:
         """(16-kHz samples, peak |sample|, non-finite samples) of the whole file."""
