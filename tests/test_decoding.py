@@ -342,8 +342,11 @@ def test_lexicon_output_never_ends_in_a_partial_word(tmp_path):
     write_lexicon(sorted(words), lexicon, VOCAB)
     lp = peaked("_h_e_l_l_o_ _w_o_r_")
     hyps = BeamSearchDecoder(VOCAB, beam_width=4, nbest=5, lexicon=lexicon)(lp)
-    assert [h.text for h in hyps] == ["hello"]
-    (best,) = hyps
+    # Other complete-word readings ("hell") may follow in the n-best, in an order flashlight does
+    # not fix; none may end in a partial word.
+    assert hyps[0].text == "hello"
+    assert all(w in words for h in hyps for w in h.text.split())
+    best = hyps[0]
     assert VOCAB.decode(best.tokens) == best.text
     assert best.timesteps == [1, 3, 5, 7, 9]
     assert [w.word for w in best.words] == ["hello"]
@@ -360,7 +363,9 @@ def test_lexicon_output_never_ends_in_a_partial_word(tmp_path):
 
 def test_partial_word_dropped_with_lm_scores_like_the_path_returned(lm_files):
     arpa, lexicon = lm_files
-    lp = peaked("_t_h_e_ _c_a_")  # "the ca...": cut inside "cat"
+    # "the ca...": cut inside "cat". No frame follows the "a", so no path can finish "cat"
+    # (a trailing blank frame could emit a low-probability "t" that the LM then rewards).
+    lp = peaked("_t_h_e_ _c_a")
     settings = dict(lexicon=lexicon, lm=arpa, lm_weight=1.0, word_score=0.5, nbest=10)
     narrow = BeamSearchDecoder(VOCAB, beam_width=2, **settings)(lp)
     assert [h.text for h in narrow] == ["the"]
