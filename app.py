@@ -741,15 +741,8 @@ def build_demo() -> gr.Blocks:
                 api_name=False,
             )
 
-        model_dd.change(
-            on_model_change,
-            inputs=model_dd,
-            outputs=[model_status, lm_weight, word_score, use_lm],
-            concurrency_limit=4,  # a status line must not wait behind an hour-long transcription
-            concurrency_id="status",
-            api_name=False,
-        )
-        demo.load(
+        gr.on(
+            [demo.load, model_dd.change],
             on_model_change,
             inputs=model_dd,
             outputs=[model_status, lm_weight, word_score, use_lm],

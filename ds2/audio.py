@@ -58,6 +58,17 @@ def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     return np.frombuffer(proc.stdout, dtype=np.float32).reshape(-1, 1), SAMPLE_RATE
 
 
+def _ffmpeg_or_fail(path: str, first: Exception, what: str) -> tuple[np.ndarray, int]:
+    """Second chance for what libsndfile could not read; ``first`` is libsndfile's complaint."""
+    try:
+        return _read_with_ffmpeg(path)
+    except _Unreadable:
+        hint = "" if shutil.which("ffmpeg") else " (install ffmpeg to read more formats)"
+        raise AudioError(
+            f"{what} not a supported audio file or is damaged ({first}){hint}"
+        ) from None
+
+
 def _read_bytes_with_ffmpeg(data: bytes, first: Exception) -> tuple[np.ndarray, int]:
     # ffmpeg reads containers such as m4a only from a seekable file, not from a pipe.
     import tempfile
@@ -66,13 +77,7 @@ def _read_bytes_with_ffmpeg(data: bytes, first: Exception) -> tuple[np.ndarray, 
         path = os.path.join(tmp, "upload")
         with open(path, "wb") as f:
             f.write(data)
-        try:
-            return _read_with_ffmpeg(path)
-        except _Unreadable:
-            hint = "" if shutil.which("ffmpeg") else " (install ffmpeg to read more formats)"
-            raise AudioError(
-                f"the data is not a supported audio file or is damaged ({first}){hint}"
-            ) from None
+        return _ffmpeg_or_fail(path, first, "the data is")
 
 
 def read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -87,14 +92,7 @@ def read_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     try:
         return _read_with_soundfile(path, path)
     except _Unreadable as first:
-        try:
-            return _read_with_ffmpeg(path)
-        except _Unreadable:
-            hint = "" if shutil.which("ffmpeg") else " (install ffmpeg to read more formats)"
-            raise AudioError(
-                f"could not read '{path}' as audio: it is not a supported audio file or it is "
-                f"damaged ({first}){hint}"
-            ) from None
+        return _ffmpeg_or_fail(path, first, f"could not read '{path}' as audio: it is")
 
 
 def iter_blocks(path: str | os.PathLike, block_seconds: float = 60.0) -> Iterator[np.ndarray]:
