@@ -281,6 +281,8 @@ def test_bucket_sampler_covers_every_utterance_once(world_size):
     full = s.batches(2)
     s.set_epoch(2, start_batch=4)
     assert [[i for _, i in b] for b in s] == full[4:]
+    # len() counts what is left; epoch_length() the whole epoch (progress = start / length).
+    assert len(s) == len(full) - 4 and s.epoch_length() == len(full)
 
 
 def test_init_from_with_new_vocab_and_frozen_convs(corpus, tmp_path, tiny_checkpoint):
@@ -370,3 +372,14 @@ def test_presets_parse_and_flags_override(tmp_path):
     bad.write_text("[optim]\nlearning_rate = 1\n")
     with pytest.raises(ds2.DS2Error, match="learning_rate"):
         read_toml(bad)
+
+
+def test_all_audio_missing_fails_loudly_instead_of_looping(tmp_path, corpus):
+    """A manifest whose files all vanished (moved corpus) stops with the reason, not a spin."""
+    rows = read_manifest(corpus)
+    for r in rows:
+        r["audio"] = str(tmp_path / "gone" / Path(r["audio"]).name)
+    manifest = tmp_path / "moved.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(SystemExit, match="no batch of a whole epoch could be read.*gone"):
+        main(tiny_args(manifest, tmp_path / "exp", "--max-steps", "5"))

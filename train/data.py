@@ -367,6 +367,9 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         for batch in self.batches(self.epoch)[self.start_batch :]:
             yield [(self.epoch, i) for i in batch]
 
+    def epoch_length(self) -> int:
+        """This rank's batches in a whole epoch (``len`` counts only those left after a skip)."""
+        return math.ceil(len(self.global_batches(self.epoch)) / self.world_size)
+
     def __len__(self) -> int:
-        n = len(self.global_batches(self.epoch))
-        return math.ceil(n / self.world_size) - self.start_batch
+        return self.epoch_length() - self.start_batch

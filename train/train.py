@@ -358,7 +358,8 @@ def greedy_texts(
     texts = []
     for ids, n in zip(best, out_lengths.tolist()):
         ids = torch.unique_consecutive(ids[:n]).tolist()
-        texts.append(vocab.decode(ids))
+        # A blank between two spaces leaves a double space: tidy as ds2.greedy_decode does.
+        texts.append(" ".join(vocab.decode(ids).split()))
     return texts
 
 
@@ -671,7 +672,9 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             "train_utterances": len(items),
             "train_hours": round(train_hours, 3),
             "steps": state["step"],
-            "epochs": round(state["epoch"] + state["batch_in_epoch"] / max(1, len(sampler)), 3),
+            "epochs": round(
+                state["epoch"] + state["batch_in_epoch"] / max(1, sampler.epoch_length()), 3
+            ),
             "elapsed_hours": round(state["elapsed"] / 3600, 4),
             "precision": precision,
             "world_size": world,
@@ -782,14 +785,17 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
     try:
         while not done:
             sampler.set_epoch(state["epoch"], state["batch_in_epoch"])
+            trained, unreadable = 0, []  # this pass over the epoch
             for batch in train_loader:
                 if batch.errors:
                     log("data_error", step=state["step"], errors=batch.errors)
                 if not len(batch):
                     if world > 1:
                         raise DataError(f"a whole batch was unreadable: {batch.errors[:3]}")
+                    unreadable += batch.errors[:3]
                     state["batch_in_epoch"] += 1
                     continue
+                trained += 1
                 lr = lr_at(cfg, state["step"], progress())
                 for g in optimizer.param_groups:
                     g["lr"] = lr
@@ -851,6 +857,11 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
                 if done:
                     break
             else:
+                if not trained and unreadable:  # looping on would spin forever, learning nothing
+                    raise DataError(
+                        "no batch of a whole epoch could be read; first errors: "
+                        + "; ".join(map(str, unreadable[:3]))
+                    )
                 state["epoch"] += 1
                 state["batch_in_epoch"] = 0
                 log("epoch", step=state["step"], epoch=state["epoch"])

@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_small_synth.sh            # everything, resumable at every stage
-#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|tune|export)
+#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|average|tune|export)
 #
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
@@ -18,14 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SEED=${SEED:-0}
-HOURS=${HOURS:-20}                       # synthetic training audio to build
+HOURS=${HOURS:-100}                      # synthetic audio to build (all splits)
 JOBS=${JOBS:-$(nproc)}
 EXP=${EXP:-exp/ds2_small_synth}
 OUT=${OUT:-checkpoints/ds2-small-synth}
 STAGE=${STAGE:-data}
 THREADS=${THREADS:-$(nproc)}
 
-stages=(data lm train tune export)
+stages=(data lm train average tune export)
 run_from() { local s; for s in "${stages[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
 
 if run_from data; then
@@ -47,14 +47,19 @@ if run_from train; then
     --exp "$EXP" --seed "$((1234 + SEED))" --threads "$THREADS" --resume
 fi
 
+if run_from average; then
+  # The mean of the last 4 kept checkpoints (250 steps apart): smoother than any one of them.
+  python -m train.average --exp "$EXP" --last 4 --out "$EXP/avg"
+fi
+
 if run_from tune; then
-  python -m train.tune_lm --model "$EXP/checkpoints/best" --manifest data/synth/valid.jsonl \
+  python -m train.tune_lm --model "$EXP/avg" --manifest data/synth/valid.jsonl \
     --lm exp/lm --out exp/tune
 fi
 
 if run_from export; then
-  python -m train.export --checkpoint "$EXP/checkpoints/best" --out "$OUT" --overwrite \
-    --lm exp/lm --tune exp/tune/tune.json \
+  python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
+    --lm exp/lm --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
     --test data/synth/test_unseen_voice.jsonl data/real/real_dev.jsonl data/synth/valid.jsonl
   echo ds2-small-synth > checkpoints/DEFAULT
 fi

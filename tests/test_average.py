@@ -1,0 +1,85 @@
+"""Checkpoint averaging: the mean of the weights, a loadable folder, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import ds2
+from ds2.errors import CheckpointError
+from tests.utils import make_tiny_checkpoint
+from train.average import average_checkpoints, main, newest_checkpoints
+
+
+def _run(tmp_path, steps=(100, 200, 300)):
+    ckpts = tmp_path / "exp" / "checkpoints"
+    folders = [
+        make_tiny_checkpoint(ckpts / f"step-{s}", seed=i, steps=s) for i, s in enumerate(steps)
+    ]
+    return folders
+
+
+def test_average_is_the_mean_and_loads(tmp_path):
+    folders = _run(tmp_path)
+    out = average_checkpoints(folders[::-1], tmp_path / "avg")  # order given does not matter
+    states = [load_file(str(f / "model.safetensors")) for f in folders]
+    avg = load_file(str(out / "model.safetensors"))
+    assert avg.keys() == states[0].keys()
+    for k, v in avg.items():
+        if v.is_floating_point():
+            want = sum(s[k].double() for s in states) / 3
+            torch.testing.assert_close(v.double(), want, rtol=0, atol=1e-6)
+            assert not torch.equal(v, states[-1][k]) or torch.equal(states[0][k], states[-1][k])
+        else:  # integer buffers come from the newest checkpoint
+            assert torch.equal(v, states[-1][k])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["training"]["averaged_steps"] == [100, 200, 300]
+    assert cfg["training"]["steps"] == 300
+    loaded = ds2.load_model(str(out))
+    x = torch.randn(1, 201, 50)
+    log_probs, lengths = loaded.model(x, torch.tensor([50]))
+    assert torch.isfinite(log_probs).all() and lengths.tolist()[0] > 0
+
+
+def test_newest_checkpoints_picks_distinct_steps(tmp_path):
+    folders = _run(tmp_path, steps=(100, 200, 300, 400))
+    # `last` at the same step as step-400 counts once; at a newer step it counts as the newest.
+    make_tiny_checkpoint(tmp_path / "exp" / "checkpoints" / "last", seed=9, steps=400)
+    assert [p.name for p in newest_checkpoints(tmp_path / "exp", 2)] == ["step-300", "step-400"]
+    make_tiny_checkpoint(tmp_path / "exp" / "checkpoints" / "last", seed=9, steps=450)
+    got = newest_checkpoints(tmp_path / "exp", 3)
+    assert [p.name for p in got] == ["step-300", "step-400", "last"]
+    with pytest.raises(CheckpointError, match="fewer than --last 9"):
+        newest_checkpoints(tmp_path / "exp", 9)
+    assert folders  # the step folders exist
+
+
+def test_mismatched_models_are_refused(tmp_path):
+    a = make_tiny_checkpoint(tmp_path / "a", steps=1)
+    b = tmp_path / "b"
+    from ds2.checkpoint import save_pretrained
+    from ds2.features import FeatureConfig
+    from ds2.model import DeepSpeech2
+    from ds2.vocab import Vocabulary
+    from tests.utils import tiny_config
+
+    cfg = tiny_config()
+    cfg = dataclasses.replace(cfg, rnn_hidden=16)
+    save_pretrained(b, DeepSpeech2(cfg), FeatureConfig(), Vocabulary(), training={"steps": 2})
+    with pytest.raises(CheckpointError, match="another model"):
+        average_checkpoints([a, b], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli(tmp_path, capsys):
+    _run(tmp_path)
+    main(["--exp", str(tmp_path / "exp"), "--last", "2", "--out", str(tmp_path / "avg")])
+    assert "averaged 2 checkpoints (steps 200, 300)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="give checkpoint folders"):
+        main(["--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="not a ds2 checkpoint"):
+        main([str(tmp_path), "--out", str(tmp_path / "y")])

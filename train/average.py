@@ -1,0 +1,124 @@
+"""Average the weights of several checkpoints of one run (icefall's ``--avg``).
+
+    python -m train.average --exp exp/ds2_small_synth --last 4 --out exp/avg
+    python -m train.average exp/x/checkpoints/step-2500 exp/x/checkpoints/step-2750 --out exp/avg
+
+At a high learning rate the weights wander around a good region; their mean often decodes
+better than any one of them, much as a learning-rate decay would, at no training cost. The
+output is a model folder (``config.json`` + ``model.safetensors``) that ``train.evaluate`` and
+``train.export`` take like any checkpoint; its ``config.json`` records which steps went in
+(``training.averaged_steps``). No optimizer state is written: the average is for inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, _atomic_write_bytes, read_config
+from ds2.errors import CheckpointError, DS2Error
+
+
+def _step(folder: Path) -> int:
+    steps = read_config(folder).get("training", {}).get("steps")
+    if isinstance(steps, int):
+        return steps
+    m = re.fullmatch(r"step-(\d+)", folder.name)
+    if m is None:
+        raise CheckpointError(f"cannot tell which step '{folder}' is (no training.steps)")
+    return int(m.group(1))
+
+
+def newest_checkpoints(exp: str | Path, n: int) -> list[Path]:
+    """The ``n`` newest distinct steps among ``EXP/checkpoints/{step-*,last}``, oldest first."""
+    root = Path(exp) / "checkpoints"
+    cands = [p for p in root.glob("step-*") if (p / WEIGHTS_NAME).is_file()]
+    if (root / "last" / WEIGHTS_NAME).is_file():
+        cands.append(root / "last")
+    by_step: dict[int, Path] = {}
+    for p in cands:
+        by_step.setdefault(_step(p), p)  # a step-N folder and `last` at the same step: one vote
+    if len(by_step) < n:
+        raise CheckpointError(
+            f"{root} has {len(by_step)} distinct checkpoints, fewer than --last {n}; "
+            "train with a smaller --save-every-steps to keep more"
+        )
+    return [by_step[s] for s in sorted(by_step)[-n:]]
+
+
+def average_checkpoints(folders: list[Path], out: str | Path) -> Path:
+    """Write the mean of ``folders``' weights to ``out``; the newest folder's config is kept."""
+    from safetensors.torch import load_file, save
+
+    if not folders:
+        raise CheckpointError("nothing to average")
+    folders = sorted((Path(f) for f in folders), key=_step)
+    configs = [read_config(f) for f in folders]
+    for f, c in zip(folders[1:], configs[1:]):
+        if c["model"] != configs[0]["model"] or c["vocab"] != configs[0]["vocab"]:
+            raise CheckpointError(f"'{f}' has another model or vocabulary than '{folders[0]}'")
+    total: dict[str, torch.Tensor] = {}
+    newest: dict[str, torch.Tensor] = {}
+    for f in folders:
+        try:
+            state = load_file(str(f / WEIGHTS_NAME))
+        except Exception as e:
+            raise CheckpointError(f"{f / WEIGHTS_NAME} is unreadable ({e})") from None
+        if total and state.keys() != total.keys():
+            raise CheckpointError(f"'{f}' holds other tensors than '{folders[0]}'")
+        for k, v in state.items():
+            if v.is_floating_point():
+                total[k] = total.get(k, 0) + v.double()  # float64 sum: no rounding drift
+            else:
+                total[k] = v
+        newest = state
+    # Integer buffers (BatchNorm's batch counters) come from the newest checkpoint.
+    avg = {
+        k: (v / len(folders)).to(newest[k].dtype) if newest[k].is_floating_point() else newest[k]
+        for k, v in total.items()
+    }
+    cfg = configs[-1]
+    steps = [_step(f) for f in folders]
+    cfg.setdefault("training", {})["averaged_steps"] = steps
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write_bytes(out / WEIGHTS_NAME, save(avg, metadata={"format": "pt"}))
+    _atomic_write_bytes(out / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m train.average",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ap.add_argument("checkpoints", nargs="*", help="checkpoint folders to average")
+    ap.add_argument("--exp", default=None, help="experiment folder (with --last)")
+    ap.add_argument("--last", type=int, default=0, help="average the N newest checkpoints")
+    ap.add_argument("--out", required=True, help="model folder to write")
+    args = ap.parse_args(argv)
+    try:
+        if args.checkpoints and args.exp:
+            raise DS2Error("give checkpoint folders or --exp/--last, not both")
+        if args.exp:
+            if args.last < 1:
+                raise DS2Error("--exp needs --last N (N >= 1)")
+            folders = newest_checkpoints(args.exp, args.last)
+        elif args.checkpoints:
+            folders = [Path(p) for p in args.checkpoints]
+        else:
+            raise DS2Error("give checkpoint folders, or --exp and --last")
+        out = average_checkpoints(folders, args.out)
+    except DS2Error as e:
+        raise SystemExit(f"average: error: {e}") from None
+    steps = read_config(out)["training"]["averaged_steps"]
+    print(f"averaged {len(steps)} checkpoints (steps {', '.join(map(str, steps))}) -> {out}")
+
+
+if __name__ == "__main__":
+    main()
