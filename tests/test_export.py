@@ -116,6 +116,45 @@ def test_model_card_states_the_facts(experiment, tmp_path):
         assert fact in text, fact
 
 
+def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_path):
+    """What a reader needs to judge the model: where it fails, on which voices, how it was made."""
+    ckpt, lm = experiment
+    corpus = tmp_path / "data" / "synth"
+    corpus.mkdir(parents=True)
+    (corpus / "train.jsonl").write_text("")
+    (corpus / "corpus.json").write_text(json.dumps({"seed": 7, "splits": {"train": {
+        "speakers": 265, "hours_by_engine": {"espeak": 50.25, "flite": 30.0}}}}))  # fmt: skip
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["training"]["train_manifests"] = [str(corpus / "train.jsonl")]
+    cfg["training"]["averaged_steps"] = [4000, 4250, 4321]
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    results = json.loads(json.dumps(RESULTS))
+    worst = [{"id": f"utt{i}", "errors": 9 - i, "wer": 1.0, "ref": "a", "hyp": "b",
+              "diff": f"the [cat->bat{i}] sat"} for i in range(7)]  # fmt: skip
+    results["sets"]["test"]["modes"]["greedy"]["worst"] = worst
+    notes = tmp_path / "notes.md"
+    notes.write_text("Steps 0-706 ran on a 20-h corpus, then 100 h.\n")
+    main([
+        "--checkpoint", str(ckpt), "--out", str(tmp_path / "m"), "--notes", str(notes),
+        "--eval", str(_write(tmp_path / "r.json", results)),
+    ])  # fmt: skip
+    text = (tmp_path / "m" / "README.md").read_text()
+    for fact in ("### Worst errors", "**test, greedy**", "`utt0` (9 errors): the [cat->bat0] sat",
+                 "`utt4` (5 errors)", "265 (espeak 50.2 h, flite 30.0 h)", "seed 7",
+                 "mean of 3 checkpoints (steps 4000, 4250, 4321)", "### Training notes",
+                 "then 100 h."):  # fmt: skip
+        assert fact in text, fact
+    assert "`utt5`" not in text  # five per set and mode
+    assert "**test, beam_lm**" not in text  # no worst list there: no empty heading
+    with pytest.raises(SystemExit, match="cannot read --notes"):
+        main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "n"), "--notes", "/nope.md"])
+
+
+def _write(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
 def test_half_export_is_smaller_and_loads_as_float32(experiment, tmp_path):
     ckpt, _ = experiment
     full = export(ckpt, tmp_path / "full")

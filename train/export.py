@@ -99,7 +99,7 @@ def _decoder_weights(args_weight, args_score, tune_json, source_decoder) -> tupl
             w, s = best["lm_weight"], best["word_score"]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DS2Error(f"{tune_json} is not a train.tune_lm result ({e})") from None
-        origin = f"tuned on {Path(tune_json).name}"
+        origin = "tuned on the validation set with `python -m train.tune_lm`"
     elif "lm_weight" in source_decoder:
         w = source_decoder["lm_weight"]
         s = source_decoder.get("word_score", DEFAULT_WORD_SCORE)
@@ -177,10 +177,12 @@ def model_card(
     weights_origin: str = "",
     license: str = LICENSE,
     folder_label: str | None = None,
+    notes: str = "",
 ) -> str:
     """The README.md of an exported ``folder`` (its config.json must be written already).
 
     folder_label : how the card names the folder in its upload example (default its name).
+    notes : Markdown for a "Training notes" section (the run's history, in the trainer's words).
     """
     from train.evaluate import results_table
 
@@ -234,6 +236,7 @@ def model_card(
         lines.append(
             desc + ". WER and CER in %, summed over each set (`python -m train.evaluate`)."
         )
+        lines += _worst_section(results)
     else:
         lines.append("Not evaluated yet (export with `--eval results.json` or `--test MANIFEST`).")
 
@@ -241,6 +244,7 @@ def model_card(
     manifests = training.get("train_manifests") or []
     facts = [
         ("training data", ", ".join(f"`{Path(m).name}`" for m in manifests) or "unknown"),
+        *_corpus_facts(manifests),
         ("hours of audio", _fmt_hours(training.get("train_hours"))),
         ("utterances", training.get("train_utterances", "unknown")),
         ("optimizer steps", training.get("steps", "unknown")),
@@ -258,6 +262,11 @@ def model_card(
                 f"{100 * training['best_valid_cer']:.2f} % at step {training.get('best_step')}",
             )
         )
+    if training.get("averaged_steps"):
+        steps = training["averaged_steps"]
+        facts.append(
+            ("weights", f"mean of {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
+        )
     if training.get("init_from"):
         facts.append(("initialised from", f"`{training['init_from']}`"))
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
@@ -268,6 +277,8 @@ def model_card(
         "Rebuild it with the recipe in the ds2 repository (`train/train.py`); the full training "
         'configuration is in `config.json["training"]["config"]`.',
     ]
+    if notes.strip():
+        lines += ["", "### Training notes", "", notes.strip()]
 
     if decoder.get("lm"):
         s = lm_stats or {}
@@ -331,6 +342,46 @@ def model_card(
     return f"---\n{card.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n"
 
 
+def _worst_section(results: dict, n: int = 5) -> list[str]:
+    """The ``n`` worst utterances per set, for greedy and the best beam mode: what goes wrong."""
+    out = ["", "### Worst errors", ""]
+    out.append(
+        "Per set, the utterances with the most word errors "
+        "(`[ref->hyp]` substitution, `[-ref]` deletion, `[+hyp]` insertion):"
+    )
+    for set_name, s in results["sets"].items():
+        modes = s.get("modes", {})
+        shown = [m for m in ("greedy", "beam_lm") if m in modes] or list(modes)[:1]
+        for mode in shown:
+            worst = modes[mode].get("worst") or []
+            if not worst:
+                continue
+            out += ["", f"**{set_name}, {mode}**", ""]
+            for w in worst[:n]:
+                out.append(f"- `{w['id']}` ({w['errors']} errors): {w['diff']}")
+    return out if len(out) > 4 else []
+
+
+def _corpus_facts(manifests) -> list[tuple[str, str]]:
+    """Voices and engines from a synthetic corpus' ``corpus.json`` beside its manifest."""
+    for m in manifests:
+        path = Path(m).parent / "corpus.json"
+        try:
+            corpus = json.loads(path.read_text())
+            train = corpus["splits"]["train"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        engines = ", ".join(
+            f"{e} {h:.1f} h" for e, h in sorted(train.get("hours_by_engine", {}).items())
+        )
+        voices = f"{train.get('speakers', '?')}" + (f" ({engines})" if engines else "")
+        return [
+            ("corpus", f"synthetic (`python -m train.synth`, seed {corpus.get('seed', '?')})"),
+            ("training voices", voices),
+        ]
+    return []
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -359,6 +410,7 @@ def export(
     repo_id: str | None = None,
     license: str = LICENSE,
     overwrite: bool = False,
+    notes: str = "",
 ) -> Path:
     """Write the Hub-ready folder ``out`` from the training checkpoint folder ``checkpoint``.
 
@@ -430,7 +482,9 @@ def export(
         if results is not None:
             (tmp / EVAL_JSON).write_text(json.dumps(results, indent=2) + "\n")
 
-        card = model_card(tmp, name, repo_id, results, lm_stats, origin, license, str(out))
+        card = model_card(
+            tmp, name, repo_id, results, lm_stats, origin, license, str(out), notes=notes
+        )
         (tmp / CARD_NAME).write_text(card)
         # mkdtemp makes a private folder; a model folder is meant to be shared
         tmp.chmod(0o755)
@@ -489,12 +543,19 @@ def main(argv=None):
     ap.add_argument("--test", nargs="+", default=None, help="evaluate on these manifests instead")
     ap.add_argument("--loss-png", default=None, help="training curves (default: EXP/loss.png)")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    ap.add_argument("--notes", default=None, help="Markdown file: the run's history, for the card")
     ap.add_argument("--license", default=LICENSE)
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     ap.add_argument("--push", default=None, metavar="REPO_ID", help="upload to this Hub repo")
     ap.add_argument("--private", action="store_true", help="create the Hub repo as private")
     args = ap.parse_args(argv)
 
+    notes = ""
+    if args.notes:
+        try:
+            notes = Path(args.notes).read_text()
+        except OSError as e:
+            raise SystemExit(f"export: error: cannot read --notes {args.notes}: {e}") from None
     out = export(
         args.checkpoint,
         args.out,
@@ -510,6 +571,7 @@ def main(argv=None):
         repo_id=args.push,
         license=args.license,
         overwrite=args.overwrite,
+        notes=notes,
     )
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     print(f"wrote {out} ({_size(total)}): {', '.join(sorted(p.name for p in out.iterdir()))}")
