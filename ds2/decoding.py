@@ -37,7 +37,10 @@ Lexicon search: whole words only
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -383,6 +386,37 @@ _lm_cache: OrderedDict[tuple, object] = OrderedDict()
 _LM_CACHE_SIZE = 2  # loaded KenLM models; the loading, not the search, is what takes seconds
 
 
+@contextlib.contextmanager
+def _native_stderr_captured():
+    """Send what C++ code writes to file descriptor 2 to a buffer instead of the terminal.
+
+    KenLM prints a progress bar and a "build a binary file" hint to stderr while it reads an
+    ARPA file: noise for ``python -m ds2 transcribe`` users. On failure the captured text is
+    added to the exception, so nothing useful is lost. Other threads' stderr is held back too
+    for the moment the LM takes to load (once per model: it is cached).
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreters)
+        yield
+        return
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        try:
+            yield
+        except Exception as e:
+            os.dup2(saved, 2)
+            buf.seek(0)
+            said = buf.read().decode(errors="replace").strip()
+            if said:
+                e.add_note(f"KenLM said: {said[-2000:]}")
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _kenlm(lm: Path, lexicon: Path, given_lexicon: Path | None):
     """A KenLM model indexed by the lexicon's word dictionary, cached across decoder settings.
 
@@ -403,7 +437,8 @@ def _kenlm(lm: Path, lexicon: Path, given_lexicon: Path | None):
         if key in _lm_cache:
             _lm_cache.move_to_end(key)
             return _lm_cache[key]
-    model = KenLM(str(lm), create_word_dict(load_words(str(lexicon))))
+    with _native_stderr_captured():
+        model = KenLM(str(lm), create_word_dict(load_words(str(lexicon))))
     with _cache_lock:
         _lm_cache[key] = model
         while len(_lm_cache) > _LM_CACHE_SIZE:
@@ -573,7 +608,10 @@ class BeamSearchDecoder:
         except DecoderError:
             raise
         except Exception as e:  # KenLM and flashlight raise RuntimeError on unreadable files
-            raise DecoderError(f"could not build the beam search decoder: {e}") from e
+            said = "; ".join(getattr(e, "__notes__", []))  # what KenLM printed, if anything
+            raise DecoderError(
+                f"could not build the beam search decoder: {e}" + (f" ({said})" if said else "")
+            ) from e
 
     def _build_cuda(self) -> _Cached:
         key = ("cuda", tuple(self.tokens), self.beam_width, self.nbest, str(self.device))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -254,6 +256,29 @@ def test_missing_or_bad_files_raise_decoder_error(tmp_path, lm_files):
     unigram_only.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\tthe\n\n\\end\\\n")
     with pytest.raises(DecoderError, match="could not build"):
         BeamSearchDecoder(VOCAB, lexicon=lexicon, lm=unigram_only)
+
+
+def test_kenlm_loading_noise_stays_off_the_terminal(lm_files, tmp_path, capfd):
+    """KenLM's progress bar is not shown on success; on failure its words join the error."""
+    from ds2 import decoding
+
+    arpa, lexicon = lm_files
+    fresh = tmp_path / "fresh.arpa"  # a file not in the LM cache: really loaded here
+    fresh.write_text(arpa.read_text())
+    BeamSearchDecoder(VOCAB, lexicon=lexicon, lm=fresh, lm_weight=0.7)
+    err = capfd.readouterr().err
+    assert "Reading" not in err and "****" not in err
+    print("stderr still works", file=sys.stderr)
+    assert "stderr still works" in capfd.readouterr().err
+
+    def noisy_failure():
+        os.write(2, b"Loading went wrong at line 3\n")
+        raise RuntimeError("bad ARPA")
+
+    with pytest.raises(RuntimeError) as info, decoding._native_stderr_captured():
+        noisy_failure()
+    assert "Loading went wrong at line 3" in info.value.__notes__[0]
+    assert capfd.readouterr().err == ""
 
 
 def test_write_lexicon_format_and_skips(tmp_path):
