@@ -8,12 +8,14 @@
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
 #
-# Cost on the 2-core CPU this was developed on (AVX2, no GPU):
-#   corpus  ~130 audio-hours per CPU-hour: 20 h in ~14 min, 100 h in ~45 min with 2 jobs
-#   LM      ~25 s;  tuning + evaluation ~10-15 min
-#   train   ~25-30 audio-seconds per second with 2 threads: 6000 steps of 100 s (~170 h of
-#           audio seen) take ~6-7 hours, so on this machine the run spans several sessions
-#           (--resume continues exactly). On a GPU use --device cuda and larger batches.
+# Cost on the 2-core CPU this was developed on (AVX2, no GPU), measured:
+#   corpus  ~130 audio-hours per CPU-hour: 100 h in ~25 min with 2 jobs (80 h were added to a
+#           20-h corpus in 19 min)
+#   LM      ~25 s;  averaging ~10 s;  tuning + evaluation ~10-15 min
+#   train   ~22-26 audio-seconds per second with 2 threads (3.3-3.7 s per 100-s step): 6000
+#           steps (~170 h of audio seen) take ~6 hours, so on this machine the run spans
+#           several sessions (--resume continues exactly). On a GPU use --device cuda and
+#           larger batches.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
