@@ -891,6 +891,9 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             + (f"{100 * state['best_cer']:.1f}%" if state["best_cer"] is not None else "n/a")
         )
     if world > 1:
+        # Rank 0 validates and saves after the last step while the others are done: leave
+        # together, or a rank tearing gloo down early can abort (SIGABRT) mid-exchange.
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return summary
 
