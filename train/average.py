@@ -19,12 +19,13 @@ from pathlib import Path
 
 import torch
 
-from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, _atomic_write_bytes, read_config
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes, read_config
 from ds2.errors import CheckpointError, DS2Error
 
 
-def _step(folder: Path) -> int:
-    steps = read_config(folder).get("training", {}).get("steps")
+def _step(folder: Path, cfg: dict | None = None) -> int:
+    """The training step of checkpoint ``folder`` (``cfg``: its config.json, if already read)."""
+    steps = (cfg if cfg is not None else read_config(folder)).get("training", {}).get("steps")
     if isinstance(steps, int):
         return steps
     m = re.fullmatch(r"step-(\d+)", folder.name)
@@ -56,8 +57,12 @@ def average_checkpoints(folders: list[Path], out: str | Path) -> Path:
 
     if not folders:
         raise CheckpointError("nothing to average")
-    folders = sorted((Path(f) for f in folders), key=_step)
-    configs = [read_config(f) for f in folders]
+    runs = []  # (step, folder, its config.json), each config read once
+    for f in map(Path, folders):
+        cfg = read_config(f)
+        runs.append((_step(f, cfg), f, cfg))
+    runs.sort(key=lambda r: r[0])
+    steps, folders, configs = (list(x) for x in zip(*runs))
     for f, c in zip(folders[1:], configs[1:]):
         if c["model"] != configs[0]["model"] or c["vocab"] != configs[0]["vocab"]:
             raise CheckpointError(f"'{f}' has another model or vocabulary than '{folders[0]}'")
@@ -82,12 +87,11 @@ def average_checkpoints(folders: list[Path], out: str | Path) -> Path:
         for k, v in total.items()
     }
     cfg = configs[-1]
-    steps = [_step(f) for f in folders]
     cfg.setdefault("training", {})["averaged_steps"] = steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_bytes(out / WEIGHTS_NAME, save(avg, metadata={"format": "pt"}))
-    _atomic_write_bytes(out / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
+    atomic_write_bytes(out / WEIGHTS_NAME, save(avg, metadata={"format": "pt"}))
+    atomic_write_bytes(out / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
     return out
 
 

@@ -792,7 +792,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
                 if not len(batch):
                     if world > 1:
                         raise DataError(f"a whole batch was unreadable: {batch.errors[:3]}")
-                    unreadable += batch.errors[:3]
+                    unreadable += batch.errors[: 3 - len(unreadable)]  # the first few only
                     state["batch_in_epoch"] += 1
                     continue
                 trained += 1
