@@ -127,9 +127,42 @@ def describe_model(model: ds2.LoadedModel) -> str:
             line + "\n\n⚠️ **This model is untrained** (random weights): the pictures are real, "
             "the transcripts are gibberish."
         )
-    training = model.config.get("training") or {}
-    facts = [f"{k}: {v}" for k, v in training.items() if isinstance(v, (str, int, float))][:5]
-    return line + ("\n\nTraining: " + "; ".join(facts) if facts else "")
+    summary = training_summary(model.config.get("training") or {})
+    return line + (f"\n\nTraining: {summary}" if summary else "")
+
+
+def _hours(h: float) -> str:
+    return f"{h:.1f} h" if h >= 1 else f"{60 * h:.0f} min"
+
+
+def training_summary(training: dict) -> str:
+    """One readable line from config.json["training"]: steps, time, data, best CER, weights.
+
+    Written by train/train.py and train/export.py; keys may be missing from other checkpoints
+    (a Hub model from elsewhere), so each fact appears only when its key does.
+    """
+    facts = []
+    if isinstance(training.get("steps"), int):
+        run = f"{training['steps']:,} steps"
+        if isinstance(training.get("elapsed_hours"), (int, float)):
+            hw = training.get("hardware") if isinstance(training.get("hardware"), dict) else {}
+            where = hw.get("gpu") or (f"{hw['cpu_count']} CPU cores" if hw.get("cpu_count") else "")
+            run += f" in {_hours(training['elapsed_hours'])}" + (f" on {where}" if where else "")
+        facts.append(run)
+    hours, utts = training.get("train_hours"), training.get("train_utterances")
+    if isinstance(hours, (int, float)):
+        data = f"{_hours(hours)} corpus" + (f" ({utts:,} clips)" if isinstance(utts, int) else "")
+        seen = training.get("audio_hours_seen")
+        if isinstance(seen, (int, float)):
+            data = f"{_hours(seen)} of audio heard from a {data}"
+        facts.append(data)
+    if isinstance(training.get("best_valid_cer"), (int, float)):
+        facts.append(f"best validation CER {100 * training['best_valid_cer']:.1f}%")
+    if training.get("averaged_steps"):
+        facts.append(f"weights: mean of {len(training['averaged_steps'])} checkpoints")
+    if not facts:  # a foreign layout: show its plain scalars rather than nothing
+        facts = [f"{k}: {v}" for k, v in training.items() if isinstance(v, (str, int, float))][:5]
+    return " · ".join(facts)
 
 
 def on_model_change(spec):

@@ -260,7 +260,31 @@ def test_model_status_flags_untrained(app_module, tiny_checkpoint, tmp_path):
     assert "untrained" in app_module.describe_model(load_folder(tiny_checkpoint))
     trained = make_tiny_checkpoint(tmp_path / "t", hours=1.5, steps=1000)
     status = app_module.describe_model(load_folder(trained))
-    assert "untrained" not in status and "hours: 1.5" in status
+    assert "untrained" not in status and "Training: 1,000 steps" in status
+    foreign = make_tiny_checkpoint(tmp_path / "f", hours=1.5, dataset="mine")
+    assert "hours: 1.5" in app_module.describe_model(load_folder(foreign))  # shown as they are
+
+
+def test_training_summary_reads_like_a_sentence(app_module):
+    training = {
+        "steps": 2020,
+        "elapsed_hours": 2.12,
+        "train_hours": 98.0,
+        "train_utterances": 104893,
+        "audio_hours_seen": 49.46,
+        "best_valid_cer": 0.3292,
+        "averaged_steps": [1750, 2000, 2020],
+        "config": {"lr": 1e-3},
+    }
+    line = app_module.training_summary(training)
+    assert line == (
+        "2,020 steps in 2.1 h · 49.5 h of audio heard from a 98.0 h corpus (104,893 clips) · "
+        "best validation CER 32.9% · weights: mean of 3 checkpoints"
+    )
+    assert app_module.training_summary({"steps": 5}) == "5 steps"
+    on_gpu = {"steps": 5, "elapsed_hours": 0.5, "hardware": {"gpu": "H100", "cpu_count": 16}}
+    assert app_module.training_summary(on_gpu) == "5 steps in 30 min on H100"
+    assert app_module.training_summary({}) == ""
 
 
 def tiny_lm_checkpoint(folder: Path, words: list[str]) -> Path:

@@ -116,6 +116,25 @@ def test_model_card_states_the_facts(experiment, tmp_path):
         assert fact in text, fact
 
 
+def test_audio_seen_is_estimated_from_the_run_log_when_missing(experiment, tmp_path):
+    """Checkpoints from before the trainer counted audio get it from EXP/log.jsonl."""
+    ckpt, _ = experiment
+    events = [{"event": "data", "step": 0}]  # 2 windows: 100 s at 10 a-s/s, 50 s at 20 a-s/s
+    events += [{"event": "train", "step": 10, "audio_s_per_s": 10.0, "elapsed": 100.0},
+               {"event": "train", "step": 20, "audio_s_per_s": 20.0, "elapsed": 150.0}]  # fmt: skip
+    log = ckpt.parent.parent / "log.jsonl"
+    log.write_text("".join(json.dumps(e) + "\n" for e in events) + '{"event": "tr')  # torn tail
+    out = export(ckpt, tmp_path / "ds2-tiny")
+    training = load_folder(out).config["training"]
+    assert training["audio_hours_seen"] == round(2000 / 3600, 2)
+    assert training["audio_hours_seen_estimated"] is True
+    assert training["epochs"] == round(2000 / 3600 / 12.25, 3)  # not the trainer's 7.5
+    assert "34 min (estimated from the log)" in (out / "README.md").read_text()
+    log.unlink()  # no log, no estimate: the trainer's figures stay
+    training = load_folder(export(ckpt, tmp_path / "b")).config["training"]
+    assert "audio_hours_seen" not in training and training["epochs"] == 7.5
+
+
 def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_path):
     """What a reader needs to judge the model: where it fails, on which voices, how it was made."""
     ckpt, lm = experiment

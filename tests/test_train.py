@@ -154,6 +154,10 @@ def test_resume_continues_exactly(corpus, tmp_path):
     loaded = ds2.load_folder(b)
     assert loaded.config["training"]["steps"] == 6
     assert loaded.config["training"]["train_manifests"] == [str(corpus)]
+    # Audio heard is counted across the resume exactly as in the straight run.
+    seen = ds2.load_folder(a).config["training"]["audio_hours_seen"]
+    assert seen > 0 and loaded.config["training"]["audio_hours_seen"] == seen
+    assert meta_a["audio_seconds"] == meta_b["audio_seconds"] > 0
     # Training moved the weights away from the shared initialisation.
     torch.manual_seed(1234)  # the run's seed: these are its initial weights
     init = DeepSpeech2(loaded.model.cfg)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, read_config
 from ds2.errors import CheckpointError, DS2Error
+from train.plots import audio_hours_seen, read_log
 
 LICENSE = "mit"
 LOSS_PNG = "loss.png"
@@ -83,12 +84,32 @@ def _find_lm(lm: Path) -> tuple[Path, Path | None, dict]:
     return lm, lexicon if lexicon.is_file() else None, stats
 
 
-def _find_loss_png(checkpoint: Path) -> Path | None:
-    """EXP/loss.png for a checkpoint at EXP/checkpoints/NAME."""
-    for p in (checkpoint / LOSS_PNG, checkpoint.parent.parent / LOSS_PNG):
-        if p.is_file():
-            return p
+def _find_in_run(checkpoint: Path, filename: str) -> Path | None:
+    """EXP/filename for a checkpoint at EXP/checkpoints/NAME or EXP/NAME (an average)."""
+    for p in (checkpoint, checkpoint.parent.parent, checkpoint.parent):
+        if (p / filename).is_file():
+            return p / filename
     return None
+
+
+def _find_loss_png(checkpoint: Path) -> Path | None:
+    return _find_in_run(checkpoint, LOSS_PNG)
+
+
+def _with_audio_seen(training: dict, checkpoint: Path) -> dict:
+    """Fill ``audio_hours_seen`` (and epochs from it) for checkpoints from before the trainer
+    counted it, estimating from the run's log.jsonl; the old epochs were a position in the
+    epoch, which over-counts batches skipped on a resume into a grown manifest."""
+    if training.get("audio_hours_seen") is not None:
+        return training
+    log_path = _find_in_run(checkpoint, "log.jsonl")
+    seen = audio_hours_seen(read_log(log_path)) if log_path else None
+    if not seen:
+        return training
+    out = {**training, "audio_hours_seen": round(seen, 2), "audio_hours_seen_estimated": True}
+    if training.get("train_hours"):
+        out["epochs"] = round(seen / training["train_hours"], 3)
+    return out
 
 
 def _decoder_weights(args_weight, args_score, tune_json, source_decoder) -> tuple[dict, str]:
@@ -248,6 +269,11 @@ def model_card(
         ("hours of audio", _fmt_hours(training.get("train_hours"))),
         ("utterances", training.get("train_utterances", "unknown")),
         ("optimizer steps", training.get("steps", "unknown")),
+        (
+            "audio seen in training",
+            _fmt_hours(training.get("audio_hours_seen"))
+            + (" (estimated from the log)" if training.get("audio_hours_seen_estimated") else ""),
+        ),
         ("epochs", training.get("epochs", "unknown")),
         ("training time", _fmt_hours(training.get("elapsed_hours"))),
         ("hardware", _hardware(training.get("hardware"))),
@@ -429,7 +455,8 @@ def export(
     try:
         weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half)
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
-        cfg["training"] = {**(src_cfg.get("training") or {}), "exported_weights": weights["dtype"]}
+        training = _with_audio_seen(src_cfg.get("training") or {}, checkpoint)
+        cfg["training"] = {**training, "exported_weights": weights["dtype"]}
 
         lm_stats: dict = {}
         origin = ""

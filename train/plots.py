@@ -28,6 +28,22 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return events
 
 
+def audio_hours_seen(events: list[dict]) -> float | None:
+    """Hours of training audio the run has been through, estimated from its ``train`` events.
+
+    Each event logs the throughput of the steps since the one before (``audio_s_per_s``, all ranks
+    together) and the cumulative training time, so their product summed over events is the audio
+    seen; resumes are seamless because ``elapsed`` carries over. None when no event has both.
+    """
+    total, prev, seen = 0.0, 0.0, False
+    for e in events:
+        if e.get("event") != "train" or "elapsed" not in e or "audio_s_per_s" not in e:
+            continue
+        total += e["audio_s_per_s"] * max(0.0, e["elapsed"] - prev)
+        prev, seen = e["elapsed"], True
+    return total / 3600 if seen else None
+
+
 def _smooth(values: list[float]) -> list[float]:
     """Centred moving average over ~1/15 of the run (no lag, unlike an EMA), edges shrunk."""
     half = len(values) // 30

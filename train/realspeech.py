@@ -14,6 +14,17 @@ Sources (each skipped when its package is not installed):
   compounds named in ``en.soundtheme``. A theme prefix is not spoken (``egypt_camel`` ->
   "camel"); joined words are split and misspelt names fixed (:data:`KTUBERLING_FIXES`).
 
+A second, separate set comes from ``asterisk-core-sounds-en-g722`` (with
+``asterisk-core-sounds-en`` for the transcripts): 16-kHz G.722 recordings of the Asterisk PBX
+prompts ("Please enter your password followed by the pound key."), all read by one professional
+speaker (Allison Smith), with their text in ``core-sounds-en.txt``. These are *sentences* of
+real speech, the kind users bring, and they are split in two (``real_asterisk_train.jsonl``,
+``real_asterisk_test.jsonl``) so some can be trained on: the test half is unseen *text* from a
+*seen* speaker, never a stand-in for the dev set above. Prompts are grouped by the first
+:data:`ASTERISK_GROUP_WORDS` words of their text, so the many near-identical menus ("please press
+one to ...") land on one side together. Prompts with symbols spoken as words (``*``, ``#``) or
+bracketed non-speech (``[beep]``) are left out. G.722 is decoded with ``ffmpeg``.
+
 Every row has a ``kind`` ("phrase", "word", "syllable", "letter") so an evaluation can report
 them apart: isolated letters and phonics sounds are far harder than words. Audio is converted to
 16-kHz mono FLAC under ``OUT/audio``.
@@ -27,6 +38,8 @@ import os
 import re
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from ds2.audio import SAMPLE_RATE, load_audio
 from ds2.errors import AudioError
@@ -49,6 +62,90 @@ KTUBERLING_FIXES = {
     "ufo": "u f o",  # spelled out, written as letters like the klettres alphabet
     "sphynx": "sphinx",
 }
+
+
+ASTERISK_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"
+ASTERISK_TEXT = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+ASTERISK_GROUP_WORDS = 3
+ASTERISK_TEST_PERCENT = 20
+ASTERISK_FIXES = {"umute": "unmute"}  # typos in core-sounds-en.txt; the recordings say the word
+
+
+def asterisk_transcripts(path: str | os.PathLike = ASTERISK_TEXT) -> dict[str, str]:
+    """``{"digits/10": "ten", "agent-pass": "please enter your password ..."}`` from the
+    package's ``key: Text.`` list; entries that are not plain speech are left out."""
+    import gzip
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    out = {}
+    for line in lines:
+        key, sep, text = line.partition(":")
+        key, text = key.strip(), text.strip()
+        if not sep or not key or key.startswith(";") or " " in key:
+            continue
+        if re.search(r"[\[\]*#<>]", text):  # non-speech, or symbols read out as words
+            continue
+        words = " ".join(ASTERISK_FIXES.get(w, w) for w in normalize_text(text).split())
+        if words:
+            out[key] = words
+    return out
+
+
+def asterisk_group(text: str) -> str:
+    return " ".join(text.split()[:ASTERISK_GROUP_WORDS])
+
+
+def asterisk_is_test(text: str) -> bool:
+    """The deterministic train/test side of a prompt, by a hash of its text's first words."""
+    import hashlib
+
+    digest = hashlib.sha1(asterisk_group(text).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < ASTERISK_TEST_PERCENT
+
+
+def asterisk_items(root: str = ASTERISK_DIR, text_file: str = ASTERISK_TEXT) -> list[dict]:
+    texts = asterisk_transcripts(text_file)
+    out = []
+    for key, words in sorted(texts.items()):
+        path = Path(root) / f"{key}.g722"
+        if not path.is_file():
+            continue
+        kind = "letter" if key.startswith("letters/") and len(words) == 1 else None
+        kind = kind or ("word" if len(words.split()) == 1 else "phrase")
+        out.append(
+            {
+                "src": str(path),
+                "text": words,
+                "speaker": "asterisk-allison",
+                "kind": kind,
+                "source": "asterisk-core-sounds-en-g722",
+                "split": "test" if asterisk_is_test(words) else "train",
+            }
+        )
+    return out
+
+
+def decode_g722(path: str | os.PathLike) -> np.ndarray:
+    """Raw G.722 (16 kHz wideband) to float32 samples, through ffmpeg."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        raise AudioError(f"{path}: G.722 needs ffmpeg (apt-get install ffmpeg)")
+    cmd = ["ffmpeg", "-v", "error", "-f", "g722", "-i", str(path)]
+    cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0:
+        raise AudioError(f"{path}: ffmpeg could not decode it: {proc.stderr.decode()[-300:]}")
+    try:
+        return load_audio(np.frombuffer(proc.stdout, dtype="<f4").copy(), SAMPLE_RATE)
+    except AudioError as e:
+        raise AudioError(f"{path}: {e}") from None
 
 
 def alsa_items(root: str = ALSA_DIR) -> list[dict]:
@@ -123,49 +220,73 @@ def ktuberling_items(root: str = KTUBERLING_DIR, lang: str = "en") -> list[dict]
     return out
 
 
-def build(out: str | os.PathLike, verbose: bool = True) -> list[dict]:
-    """Convert every available recording to 16-kHz FLAC and write ``OUT/real_dev.jsonl``."""
+def convert(items: list[dict], out: Path, verbose: bool = True) -> list[dict]:
+    """16-kHz FLAC copies under ``out/audio`` of ``items`` (``src`` + row fields) -> rows."""
     import soundfile as sf
 
+    rows, seen = [], set()
+    for it in items:
+        it = dict(it)
+        src = Path(it.pop("src"))
+        rel = src.relative_to("/usr/share") if src.is_relative_to("/usr/share") else src.name
+        dest = (out / "audio" / rel).with_suffix(".flac")
+        if dest in seen:
+            continue
+        seen.add(dest)
+        try:
+            audio = decode_g722(src) if src.suffix == ".g722" else load_audio(src)
+        except AudioError as e:
+            if verbose:
+                print(f"skipping {src}: {e}", file=sys.stderr)
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(dest), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        rows.append(
+            {
+                "audio": str(dest),
+                "duration": round(len(audio) / SAMPLE_RATE, 3),
+                "text": it.pop("text"),
+                "speaker": it.pop("speaker"),
+                **it,
+            }
+        )
+    return rows
+
+
+def build(out: str | os.PathLike, verbose: bool = True) -> list[dict]:
+    """Convert every available recording to 16-kHz FLAC and write ``OUT/real_dev.jsonl``, and,
+    when the Asterisk prompts are installed, ``OUT/real_asterisk_{train,test}.jsonl``."""
     out = Path(out)
     sources = {
         "alsa-utils": alsa_items(),
         "klettres-data": klettres_items(),
         "ktuberling-data": ktuberling_items(),
     }
-    rows, seen = [], set()
-    for pkg, items in sources.items():
-        if not items and verbose:
+    items = []
+    for pkg, found in sources.items():
+        if not found and verbose:
             print(f"{pkg}: not installed, skipped (apt-get install {pkg})", file=sys.stderr)
-        for it in items:
-            src = Path(it.pop("src"))
-            rel = src.relative_to("/usr/share") if src.is_relative_to("/usr/share") else src.name
-            dest = (out / "audio" / rel).with_suffix(".flac")
-            if dest in seen:
-                continue
-            seen.add(dest)
-            try:
-                audio = load_audio(src)
-            except AudioError as e:
-                print(f"skipping {src}: {e}", file=sys.stderr)
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(dest), audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-            rows.append(
-                {
-                    "audio": str(dest),
-                    "duration": round(len(audio) / SAMPLE_RATE, 3),
-                    "text": it.pop("text"),
-                    "speaker": it.pop("speaker"),
-                    **it,
-                }
-            )
+        items += found
+    rows = convert(items, out, verbose)
     if not rows:
         raise AudioError(
             "no real speech found: install alsa-utils, klettres-data or ktuberling-data"
         )
     write_manifest(out / "real_dev.jsonl", rows)
-    return rows
+
+    prompts = convert(asterisk_items(), out, verbose)
+    if prompts:
+        for side in ("train", "test"):
+            write_manifest(
+                out / f"real_asterisk_{side}.jsonl", [r for r in prompts if r["split"] == side]
+            )
+    elif verbose:
+        print(
+            "asterisk prompts: not installed, skipped "
+            "(apt-get install asterisk-core-sounds-en-g722 asterisk-core-sounds-en)",
+            file=sys.stderr,
+        )
+    return rows + prompts
 
 
 def main(argv=None) -> None:
@@ -178,15 +299,22 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="data/real", help="folder for real_dev.jsonl and audio/")
     args = p.parse_args(argv)
     rows = build(args.out)
-    s = manifest_stats(rows)
-    print(
-        f"{args.out}/real_dev.jsonl: {s['utterances']} utterances, {s['hours'] * 60:.1f} min, "
-        f"{s['speakers']} speakers"
-    )
-    kinds: dict[str, int] = {}
-    for r in rows:
-        kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
-    print("by kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    sets = {
+        "real_dev": [r for r in rows if "split" not in r],
+        "real_asterisk_train": [r for r in rows if r.get("split") == "train"],
+        "real_asterisk_test": [r for r in rows if r.get("split") == "test"],
+    }
+    for name, part in sets.items():
+        if not part:
+            continue
+        s = manifest_stats(part)
+        kinds: dict[str, int] = {}
+        for r in part:
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+        print(
+            f"{args.out}/{name}.jsonl: {s['utterances']} utterances, {s['hours'] * 60:.1f} min, "
+            f"{s['speakers']} speakers; " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ PACKAGES=(
   sox ffmpeg                                                                      # audio tools
   wordnet-base fortunes bible-kjv                                                 # text
   alsa-utils klettres-data ktuberling-data                                        # real speech
+  asterisk-core-sounds-en asterisk-core-sounds-en-g722                           # real sentences
 )
 
 missing=()

@@ -57,6 +57,7 @@ from train.data import (
     prepare_utterances,
     read_manifests,
 )
+from train.plots import audio_hours_seen, plot_losses, read_log
 
 
 def _knob(default, help: str, **kw):
@@ -426,8 +427,6 @@ class EventLog:
 
     def truncate_after(self, step: int) -> None:
         """Forget events a crashed run logged after the checkpoint we resume from."""
-        from train.plots import read_log
-
         if not self.enabled or not self.path.is_file():
             return
         kept = [e for e in read_log(self.path) if e.get("step", 0) <= step]
@@ -525,6 +524,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         "best_cer": None,
         "best_step": None,
         "skipped_steps": 0,
+        "audio_seconds": 0.0,  # unpadded training audio gone through, all ranks together
     }
     resume_from = ckpt.resolve_resume_folder(ckpt_dir / "last") if resume else None
     init_info = None
@@ -533,6 +533,8 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         model, feature_cfg, vocab = loaded.model, loaded.feature_config, loaded.vocab
         meta, tensors = ckpt.load_trainer_state(resume_from)
         state.update({k: meta[k] for k in state if k in meta})
+        if "audio_seconds" not in meta:  # a checkpoint from before the counter: estimate it
+            state["audio_seconds"] = 3600 * (audio_hours_seen(read_log(exp / "log.jsonl")) or 0.0)
         init_info = meta.get("init_from")
         say(f"resuming from {resume_from} at step {state['step']} (epoch {state['epoch']})")
     elif cfg.init_from:
@@ -672,9 +674,10 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             "train_utterances": len(items),
             "train_hours": round(train_hours, 3),
             "steps": state["step"],
-            "epochs": round(
-                state["epoch"] + state["batch_in_epoch"] / max(1, sampler.epoch_length()), 3
-            ),
+            "audio_hours_seen": round(state["audio_seconds"] / 3600, 2),
+            # passes' worth of audio; batches skipped on a resume into a changed manifest
+            # do not count, unlike a position in the epoch would
+            "epochs": round(state["audio_seconds"] / 3600 / max(train_hours, 1e-9), 3),
             "elapsed_hours": round(state["elapsed"] / 3600, 4),
             "precision": precision,
             "world_size": world,
@@ -734,8 +737,6 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             ckpt.save_checkpoint(
                 ckpt_dir / "best", raw_model, feature_cfg, vocab, training=training_meta()
             )
-        from train.plots import plot_losses
-
         plot_losses(log.path, exp / "loss.png")
 
     # --- stop requests ------------------------------------------------------------------------
@@ -817,6 +818,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
                 window["grad_norm"] += grad_norm if math.isfinite(grad_norm) else 0.0
                 window["n"] += 1
                 window["seconds"] += batch.seconds * world
+                state["audio_seconds"] += batch.seconds * world
                 bar.update(1)
 
                 if step % cfg.log_every == 0 and window["n"]:

@@ -60,8 +60,11 @@ if run_from tune; then
 fi
 
 if run_from export; then
+  TESTS=(data/synth/test_unseen_voice.jsonl data/real/real_dev.jsonl)
+  # real sentences from one speaker, when the asterisk prompt packages were installed
+  [ -f data/real/real_asterisk_test.jsonl ] && TESTS+=(data/real/real_asterisk_test.jsonl)
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
     --lm exp/lm --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
-    --test data/synth/test_unseen_voice.jsonl data/real/real_dev.jsonl data/synth/valid.jsonl
+    --test "${TESTS[@]}" data/synth/valid.jsonl
   echo ds2-small-synth > checkpoints/DEFAULT
 fi
