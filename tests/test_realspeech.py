@@ -108,10 +108,10 @@ def test_asterisk_prompts_from_a_stand_in(tmp_path):
     sides = {realspeech.asterisk_is_test(f"word{n} two three") for n in range(200)}
     assert sides == {True, False}  # both sides happen: the hash really splits
 
-    audio = realspeech.decode_g722(f"{root / 'digits/10'}.g722")
+    audio = realspeech.load_audio(f"{root / 'digits/10'}.g722")  # ffmpeg reads raw G.722
     assert audio.dtype == np.float32 and len(audio) == pytest.approx(1.0 * SAMPLE_RATE, abs=400)
     rows = realspeech.convert(items, tmp_path / "out", verbose=False)
     assert len(rows) == 5 and all(sf.info(r["audio"]).samplerate == SAMPLE_RATE for r in rows)
     (root / "broken.g722").write_bytes(b"")
     with pytest.raises(realspeech.AudioError, match="broken.g722"):
-        realspeech.decode_g722(root / "broken.g722")
+        realspeech.load_audio(root / "broken.g722")

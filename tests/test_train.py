@@ -190,6 +190,33 @@ def test_interrupted_folder_swap_recovers(tmp_path, tiny_checkpoint):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_compacted_optimizer_state_resumes_close(tmp_path):
+    """bf16 moments (the resume point kept in git) load back as fp32, within bf16 precision."""
+    torch.manual_seed(0)
+    model = DeepSpeech2(tiny_config())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
+    model(torch.randn(2, 201, 50), torch.tensor([50, 40]))[0].sum().backward()
+    opt.step()
+    folder = ckpt.save_checkpoint(
+        tmp_path / "last", model, FeatureConfig(), Vocabulary(),
+        training={}, trainer_state={"step": 1}, optimizer=opt,
+    )  # fmt: skip
+    size = (folder / ckpt.STATE_TENSORS).stat().st_size
+    ckpt.main([str(folder)])
+    assert (folder / ckpt.STATE_TENSORS).stat().st_size < 0.6 * size
+    meta, tensors = ckpt.load_trainer_state(folder)
+    assert meta["step"] == 1 and meta["optimizer_moments_dtype"] == "bfloat16"
+    assert tensors["rng/torch"].dtype == torch.uint8  # RNG states untouched
+    opt2 = torch.optim.AdamW(model.parameters(), lr=5.0)
+    opt2.load_state_dict(ckpt.unflatten_optimizer(tensors, meta["optimizer"]))
+    for p in model.parameters():
+        a, b = opt.state[p], opt2.state[p]
+        assert torch.equal(a["step"], b["step"])
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert b[name].dtype == torch.float32
+            torch.testing.assert_close(b[name], a[name], rtol=1e-2, atol=1e-30)
+
+
 def test_optimizer_state_round_trips_through_tensors():
     torch.manual_seed(0)
     model = DeepSpeech2(tiny_config())

@@ -23,7 +23,8 @@ real speech, the kind users bring, and they are split in two (``real_asterisk_tr
 *seen* speaker, never a stand-in for the dev set above. Prompts are grouped by the first
 :data:`ASTERISK_GROUP_WORDS` words of their text, so the many near-identical menus ("please press
 one to ...") land on one side together. Prompts with symbols spoken as words (``*``, ``#``) or
-bracketed non-speech (``[beep]``) are left out. G.722 is decoded with ``ffmpeg``.
+bracketed non-speech (``[beep]``) are left out. ``load_audio`` reads the raw G.722
+through its ffmpeg fallback.
 
 Every row has a ``kind`` ("phrase", "word", "syllable", "letter") so an evaluation can report
 them apart: isolated letters and phonics sounds are far harder than words. Audio is converted to
@@ -38,8 +39,6 @@ import os
 import re
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from ds2.audio import SAMPLE_RATE, load_audio
 from ds2.errors import AudioError
@@ -115,8 +114,10 @@ def asterisk_items(root: str = ASTERISK_DIR, text_file: str = ASTERISK_TEXT) -> 
         path = Path(root) / f"{key}.g722"
         if not path.is_file():
             continue
-        kind = "letter" if key.startswith("letters/") and len(words) == 1 else None
-        kind = kind or ("word" if len(words.split()) == 1 else "phrase")
+        if key.startswith("letters/") and len(words) == 1:
+            kind = "letter"
+        else:
+            kind = "word" if len(words.split()) == 1 else "phrase"
         out.append(
             {
                 "src": str(path),
@@ -128,24 +129,6 @@ def asterisk_items(root: str = ASTERISK_DIR, text_file: str = ASTERISK_TEXT) -> 
             }
         )
     return out
-
-
-def decode_g722(path: str | os.PathLike) -> np.ndarray:
-    """Raw G.722 (16 kHz wideband) to float32 samples, through ffmpeg."""
-    import shutil
-    import subprocess
-
-    if shutil.which("ffmpeg") is None:
-        raise AudioError(f"{path}: G.722 needs ffmpeg (apt-get install ffmpeg)")
-    cmd = ["ffmpeg", "-v", "error", "-f", "g722", "-i", str(path)]
-    cmd += ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0:
-        raise AudioError(f"{path}: ffmpeg could not decode it: {proc.stderr.decode()[-300:]}")
-    try:
-        return load_audio(np.frombuffer(proc.stdout, dtype="<f4").copy(), SAMPLE_RATE)
-    except AudioError as e:
-        raise AudioError(f"{path}: {e}") from None
 
 
 def alsa_items(root: str = ALSA_DIR) -> list[dict]:
@@ -234,7 +217,7 @@ def convert(items: list[dict], out: Path, verbose: bool = True) -> list[dict]:
             continue
         seen.add(dest)
         try:
-            audio = decode_g722(src) if src.suffix == ".g722" else load_audio(src)
+            audio = load_audio(src)
         except AudioError as e:
             if verbose:
                 print(f"skipping {src}: {e}", file=sys.stderr)
