@@ -93,8 +93,10 @@ def build_config(
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (temporary file + rename), readable by all (0644)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make a published checkpoint private
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

@@ -250,3 +250,12 @@ def test_no_decoder_section(ckpt):
     loaded = ds2.load_folder(ckpt)
     assert loaded.lm_path is None and loaded.lexicon_path is None
     assert loaded.decoder_defaults == {}
+
+
+def test_saved_checkpoint_files_are_readable_by_all(tmp_path):
+    """Files go through a private temporary file but are published 0644, not mkstemp's 0600:
+    an averaged or exported model must be readable by the app's user and by git."""
+    folder = make_tiny_checkpoint(tmp_path / "m")
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        assert (folder / name).stat().st_mode & 0o777 == 0o644, name
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ds2.checkpoint import save_pretrained
+from ds2.checkpoint import atomic_write_bytes, save_pretrained
 from ds2.errors import CheckpointError
 
 STATE_JSON = "trainer_state.json"
@@ -226,7 +226,7 @@ def compact_optimizer_state(folder: str | os.PathLike, dtype=torch.bfloat16) -> 
     moment estimates. ``optimizer.load_state_dict`` casts them back to the parameters' dtype,
     so the trainer resumes from such a folder unchanged, though no longer bit for bit.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     folder = Path(folder)
     meta, tensors = load_trainer_state(folder)
@@ -235,11 +235,9 @@ def compact_optimizer_state(folder: str | os.PathLike, dtype=torch.bfloat16) -> 
     for key, value in tensors.items():
         if key.startswith("optim/") and not key.endswith("/step") and value.is_floating_point():
             tensors[key] = value.to(dtype)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save(tensors))
     meta["optimizer_moments_dtype"] = str(dtype).removeprefix("torch.")
-    (folder / STATE_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_bytes(folder / STATE_JSON, (json.dumps(meta, indent=2) + "\n").encode())
     return before - path.stat().st_size
 
 

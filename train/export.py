@@ -92,10 +92,6 @@ def _find_in_run(checkpoint: Path, filename: str) -> Path | None:
     return None
 
 
-def _find_loss_png(checkpoint: Path) -> Path | None:
-    return _find_in_run(checkpoint, LOSS_PNG)
-
-
 def _with_audio_seen(training: dict, checkpoint: Path) -> dict:
     """Fill ``audio_hours_seen`` (and epochs from it) for checkpoints from before the trainer
     counted it, estimating from the run's log.jsonl; the old epochs were a position in the
@@ -482,7 +478,7 @@ def export(
             cfg["decoder"] = {"lexicon": "lexicon.txt", "lm": lm_file.name, **weights_cfg}
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
 
-        loss = Path(loss_png) if loss_png else _find_loss_png(checkpoint)
+        loss = Path(loss_png) if loss_png else _find_in_run(checkpoint, LOSS_PNG)
         if loss is not None:
             if not loss.is_file():
                 raise DS2Error(f"loss curve not found: {loss}")

@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 from ds2.audio import SAMPLE_RATE, load_audio
@@ -236,9 +237,10 @@ def convert(items: list[dict], out: Path, verbose: bool = True) -> list[dict]:
     return rows
 
 
-def build(out: str | os.PathLike, verbose: bool = True) -> list[dict]:
+def build(out: str | os.PathLike, verbose: bool = True) -> dict[str, list[dict]]:
     """Convert every available recording to 16-kHz FLAC and write ``OUT/real_dev.jsonl``, and,
-    when the Asterisk prompts are installed, ``OUT/real_asterisk_{train,test}.jsonl``."""
+    when the Asterisk prompts are installed, ``OUT/real_asterisk_{train,test}.jsonl``.
+    Returns the rows of each manifest written, by manifest name."""
     out = Path(out)
     sources = {
         "alsa-utils": alsa_items(),
@@ -250,26 +252,25 @@ def build(out: str | os.PathLike, verbose: bool = True) -> list[dict]:
         if not found and verbose:
             print(f"{pkg}: not installed, skipped (apt-get install {pkg})", file=sys.stderr)
         items += found
-    rows = convert(items, out, verbose)
-    if not rows:
+    sets = {"real_dev": convert(items, out, verbose)}
+    if not sets["real_dev"]:
         raise AudioError(
             "no real speech found: install alsa-utils, klettres-data or ktuberling-data"
         )
-    write_manifest(out / "real_dev.jsonl", rows)
 
     prompts = convert(asterisk_items(), out, verbose)
     if prompts:
         for side in ("train", "test"):
-            write_manifest(
-                out / f"real_asterisk_{side}.jsonl", [r for r in prompts if r["split"] == side]
-            )
+            sets[f"real_asterisk_{side}"] = [r for r in prompts if r["split"] == side]
     elif verbose:
         print(
             "asterisk prompts: not installed, skipped "
             "(apt-get install asterisk-core-sounds-en-g722 asterisk-core-sounds-en)",
             file=sys.stderr,
         )
-    return rows + prompts
+    for name, rows in sets.items():
+        write_manifest(out / f"{name}.jsonl", rows)
+    return sets
 
 
 def main(argv=None) -> None:
@@ -281,19 +282,9 @@ def main(argv=None) -> None:
     )
     p.add_argument("--out", default="data/real", help="folder for real_dev.jsonl and audio/")
     args = p.parse_args(argv)
-    rows = build(args.out)
-    sets = {
-        "real_dev": [r for r in rows if "split" not in r],
-        "real_asterisk_train": [r for r in rows if r.get("split") == "train"],
-        "real_asterisk_test": [r for r in rows if r.get("split") == "test"],
-    }
-    for name, part in sets.items():
-        if not part:
-            continue
-        s = manifest_stats(part)
-        kinds: dict[str, int] = {}
-        for r in part:
-            kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
+    for name, rows in build(args.out).items():
+        s = manifest_stats(rows)
+        kinds = Counter(r["kind"] for r in rows)
         print(
             f"{args.out}/{name}.jsonl: {s['utterances']} utterances, {s['hours'] * 60:.1f} min, "
             f"{s['speakers']} speakers; " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
