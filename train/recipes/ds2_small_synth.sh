@@ -26,6 +26,7 @@ EXP=${EXP:-exp/ds2_small_synth}
 OUT=${OUT:-checkpoints/ds2-small-synth}
 STAGE=${STAGE:-data}
 THREADS=${THREADS:-$(nproc)}
+NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
 
 stages=(data lm train average tune export)
 run_from() { local s; for s in "${stages[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
@@ -63,8 +64,10 @@ if run_from export; then
   TESTS=(data/synth/test_unseen_voice.jsonl data/real/real_dev.jsonl)
   # real sentences from one speaker, when the asterisk prompt packages were installed
   [ -f data/real/real_asterisk_test.jsonl ] && TESTS+=(data/real/real_asterisk_test.jsonl)
+  EXTRA=()
+  [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
     --lm exp/lm --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
-    --test "${TESTS[@]}" data/synth/valid.jsonl
+    --test "${TESTS[@]}" data/synth/valid.jsonl "${EXTRA[@]}"
   echo ds2-small-synth > checkpoints/DEFAULT
 fi
