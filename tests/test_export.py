@@ -135,6 +135,28 @@ def test_audio_seen_is_estimated_from_the_run_log_when_missing(experiment, tmp_p
     assert "audio_hours_seen" not in training and training["epochs"] == 7.5
 
 
+def test_card_shows_validation_history_up_to_the_exported_step(experiment, tmp_path):
+    """Every 500 steps and the exported one, from EXP/log.jsonl; later events are not its own."""
+    ckpt, _ = experiment  # its training ends at step 4321
+    valid = [(437, 0.61), (500, 0.57), (1000, 0.42), (1000, 0.41), (1500, 0.35), (4000, 0.2512),
+             (4321, 0.2209), (4500, 0.19)]  # fmt: skip
+    events = [{"event": "valid", "step": s, "cer": c, "wer": 2 * c, "loss": 1.0} for s, c in valid]
+    events.insert(3, {"event": "train", "step": 1001, "loss": 1.0})
+    (ckpt.parent.parent / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    out = export(ckpt, tmp_path / "ds2-tiny")
+    history = load_folder(out).config["training"]["valid_history"]
+    assert [h["step"] for h in history] == [500, 1000, 1500, 4000, 4321]
+    assert history[1] == {"step": 1000, "cer": 0.41, "wer": 0.82}  # the re-validated step's last
+    text = (out / "README.md").read_text()
+    assert "| step | 500 | 1000 | 1500 | 4000 | 4321 |" in text
+    assert "| CER | 57.0 | 41.0 | 35.0 | 25.1 | 22.1 |" in text
+    assert "| WER | 114.0 | 82.0 | 70.0 | 50.2 | 44.2 |" in text
+    (ckpt.parent.parent / "log.jsonl").unlink()  # no log: no history, no table
+    out = export(ckpt, tmp_path / "b")
+    assert "valid_history" not in load_folder(out).config["training"]
+    assert "| step |" not in (out / "README.md").read_text()
+
+
 def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_path):
     """What a reader needs to judge the model: where it fails, on which voices, how it was made."""
     ckpt, lm = experiment

@@ -171,6 +171,30 @@ def test_resume_continues_exactly(corpus, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_resume_keeps_saved_schedule_over_preset(corpus, tmp_path, capsys):
+    """An extended --max-steps is saved: a later --resume with the original preset keeps it."""
+    exp = tmp_path / "exp"
+    main(tiny_args(corpus, exp, "--stop-at-step", "3"))  # a 6-step run, stopped at 3
+    main(tiny_args(corpus, exp, "--resume", "--max-steps", "8", "--stop-at-step", "5"))
+    last = exp / "checkpoints" / "last"
+    meta = ckpt.load_trainer_state(last)[0]
+    assert (meta["step"], meta["config"]["max_steps"]) == (5, 8)
+    preset = tmp_path / "preset.toml"
+    preset.write_text("[schedule]\nmax_steps = 6\nwarmup_steps = 2\n")
+    capsys.readouterr()
+    main(["--config", str(preset), "--exp", str(exp), "--resume"])
+    meta = ckpt.load_trainer_state(last)[0]
+    assert (meta["step"], meta["config"]["max_steps"]) == (8, 8)
+    # Everything else also came from the checkpoint, not from the defaults.
+    assert meta["config"]["batch_seconds"] == 6 and meta["config"]["train"] == [str(corpus)]
+    err = capsys.readouterr().err
+    assert "'max_steps': 6" in err and "ignored" in err
+    # A flag still changes the recipe: extend again to 10.
+    main(["--config", str(preset), "--exp", str(exp), "--resume", "--max-steps", "10"])
+    meta = ckpt.load_trainer_state(last)[0]
+    assert (meta["step"], meta["config"]["max_steps"]) == (10, 10)
+
+
 def test_interrupted_folder_swap_recovers(tmp_path, tiny_checkpoint):
     """A crash between the two renames of a checkpoint swap leaves the old copy findable."""
     model = ds2.load_folder(tiny_checkpoint).model

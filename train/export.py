@@ -12,7 +12,8 @@ The folder holds::
     loss.png             the training curves (found beside the experiment when not given)
     eval_results.json    the evaluation the card's table comes from, and wer.png
     README.md            the model card: Hub YAML front matter (license, tags, model-index with
-                         WER/CER), data, hours, steps, hardware, training time, results, usage
+                         WER/CER), data, hours, steps, hardware, training time, results, usage,
+                         and the validation CER/WER by step from the run's log.jsonl
 
 The optimizer and trainer state (``trainer_state.*``) stay behind: a model folder holds what
 inference needs and nothing else. ``--test MANIFEST`` evaluates the exported folder on the spot
@@ -106,6 +107,30 @@ def _with_audio_seen(training: dict, checkpoint: Path) -> dict:
     if training.get("train_hours"):
         out["epochs"] = round(seen / training["train_hours"], 3)
     return out
+
+
+def _with_valid_history(training: dict, checkpoint: Path, every: int = 500) -> dict:
+    """Add ``valid_history``: the trainer's validation CER/WER every ``every`` steps and at the
+    exported step, read from the run's log.jsonl (events past the checkpoint are not its own)."""
+    if training.get("valid_history") is not None:
+        return training
+    log_path = _find_in_run(checkpoint, "log.jsonl")
+    upto = training.get("steps")
+    by_step = {}
+    for e in read_log(log_path) if log_path else []:
+        if e.get("event") == "valid" and "cer" in e and e.get("step", 0) > 0:
+            if upto is None or e["step"] <= upto:
+                by_step[e["step"]] = e  # a step validated twice (a resume) keeps its last
+    if not by_step:
+        return training
+    last = max(by_step)
+    keep = [s for s in sorted(by_step) if s % every == 0 or s == last]
+    history = [
+        {"step": s, "cer": round(by_step[s]["cer"], 4), "wer": round(by_step[s]["wer"], 4)}
+        for s in keep
+        if "wer" in by_step[s]
+    ]
+    return {**training, "valid_history": history} if history else training
 
 
 def _decoder_weights(args_weight, args_score, tune_json, source_decoder) -> tuple[dict, str]:
@@ -292,6 +317,18 @@ def model_card(
     if training.get("init_from"):
         facts.append(("initialised from", f"`{training['init_from']}`"))
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
+    history = training.get("valid_history") or []
+    if history:
+        lines += [
+            "",
+            "Validation during training (the trainer's greedy decoding of a fixed subset of the "
+            "validation set), in %:",
+            "",
+            "| step | " + " | ".join(str(h["step"]) for h in history) + " |",
+            "|---|" + "---:|" * len(history),
+            "| CER | " + " | ".join(f"{100 * h['cer']:.1f}" for h in history) + " |",
+            "| WER | " + " | ".join(f"{100 * h['wer']:.1f}" for h in history) + " |",
+        ]
     if (folder / LOSS_PNG).is_file():
         lines += ["", f"![training curves]({LOSS_PNG})"]
     lines += [
@@ -452,6 +489,7 @@ def export(
         weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half)
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
         training = _with_audio_seen(src_cfg.get("training") or {}, checkpoint)
+        training = _with_valid_history(training, checkpoint)
         cfg["training"] = {**training, "exported_weights": weights["dtype"]}
 
         lm_stats: dict = {}

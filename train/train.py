@@ -6,11 +6,13 @@
     torchrun --nproc_per_node 4 -m train.train --config train/configs/ds2_large.toml ...
 
 Every knob lives in :class:`TrainConfig` with a note on when to change it; a TOML preset
-(``--config``) sets them, flags override the preset. ``EXP/`` receives ``log.jsonl`` (one JSON
-object per event), ``loss.png``, ``tb/`` (TensorBoard), ``checkpoints/last/`` (every few minutes
-and at each epoch end), ``checkpoints/step-N/`` (a few kept) and ``checkpoints/best/`` (lowest
-valid CER). Each checkpoint folder is a ds2 model (``ds2.load_folder`` reads it) plus the trainer
-state, so ``--resume`` continues exactly where the run stopped.
+(``--config``) sets them, flags override the preset; on ``--resume`` the checkpoint's saved
+settings win over the preset, and flags still win over both. ``EXP/`` receives ``log.jsonl``
+(one JSON object per event), ``loss.png``, ``tb/`` (TensorBoard), ``checkpoints/last/`` (every
+few minutes and at each epoch end), ``checkpoints/step-N/`` (a few kept) and
+``checkpoints/best/`` (lowest valid CER). Each checkpoint folder is a ds2 model
+(``ds2.load_folder`` reads it) plus the trainer state, so ``--resume`` continues exactly where
+the run stopped.
 
 The recipe, and why the system it replaces never learned (Adam at lr 1e-5 for 8 h, loss stuck
 at 2.4): CTC first learns to emit only blanks (the "blank plateau", loss ~3 nats/char) and needs
@@ -916,25 +918,44 @@ def _worker_init(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def resume_config(saved: dict, preset: dict, explicit: dict) -> tuple[TrainConfig, list[str]]:
+    """The settings a resumed run continues with, and notes on what differs from the saved ones.
+
+    Precedence: defaults < preset file < the checkpoint's saved settings < explicit flags. The
+    saved recipe is the run's own (a schedule extended with ``--max-steps`` stays extended on
+    the next plain ``--resume``); the preset that started the run only fills settings the
+    checkpoint predates; a flag changes the recipe on purpose.
+    """
+    saved = {k: v for k, v in saved.items() if k != "stop_at_step"}  # a stop, not the recipe
+    base = asdict(TrainConfig())
+    base.update(preset)
+    base.update(saved)
+    base.update({k: v for k, v in explicit.items() if k in base})
+    cfg = TrainConfig.from_dict(base)
+    notes = []
+    changed = {k: (saved[k], v) for k, v in asdict(cfg).items() if k in saved and saved[k] != v}
+    if changed:
+        notes.append(f"settings changed since the checkpoint (saved, now): {changed}")
+    kept = {k: v for k, v in preset.items() if k in saved and saved[k] != v and k not in explicit}
+    if kept:
+        notes.append(
+            f"the preset's {kept} ignored: the run keeps its saved settings "
+            "(pass them as flags to change them)"
+        )
+    return cfg, notes
+
+
 def main(argv=None) -> None:
     cfg, args, explicit = parse_args(argv)
     exp = args.exp
     if args.resume:
         last = ckpt.resolve_resume_folder(exp / "checkpoints" / "last")
         if last is not None:
-            # The saved recipe wins over the defaults; the preset file and explicit flags still
-            # win over it (e.g. a larger --max-steps to extend a finished run).
             saved = ckpt.load_trainer_state(last)[0].get("config", {})
-            saved.pop("stop_at_step", None)  # an interruption point, not part of the recipe
-            base = asdict(TrainConfig())
-            base.update(saved)
-            if args.config:
-                base.update(read_toml(args.config))
-            base.update({k: v for k, v in explicit.items() if k in base})
-            cfg = TrainConfig.from_dict(base)
-            changed = {k: (saved[k], v) for k, v in asdict(cfg).items() if saved.get(k, v) != v}
-            if changed:
-                print(f"resume: settings changed since the checkpoint: {changed}", file=sys.stderr)
+            preset = read_toml(args.config) if args.config else {}
+            cfg, notes = resume_config(saved, preset, explicit)
+            for note in notes:
+                print(f"resume: {note}", file=sys.stderr)
     try:
         train(cfg, exp, resume=args.resume)
     except DS2Error as e:

@@ -14,8 +14,11 @@
 #   LM      ~25 s;  averaging ~10 s;  tuning + evaluation ~10-15 min
 #   train   ~22-26 audio-seconds per second with 2 threads (3.3-3.7 s per 100-s step): 6000
 #           steps (~170 h of audio seen) take ~6 hours, so on this machine the run spans
-#           several sessions (--resume continues exactly). On a GPU use --device cuda and
-#           larger batches.
+#           several sessions (--resume continues exactly, on the settings saved in the
+#           checkpoint). On a GPU use --device cuda and larger batches.
+#           The shipped run was extended at step 5751 with --max-steps 9000 --lr 5e-4 (a warm
+#           restart; see the model card's training notes). To do the same, run the train stage
+#           once with TRAIN_ARGS="--max-steps 9000 --lr 5e-4"; later --resume runs keep them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -27,6 +30,7 @@ OUT=${OUT:-checkpoints/ds2-small-synth}
 STAGE=${STAGE:-data}
 THREADS=${THREADS:-$(nproc)}
 NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
+read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
 
 stages=(data lm train average tune export)
 run_from() { local s; for s in "${stages[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
@@ -47,7 +51,7 @@ fi
 if run_from train; then
   python -m train.train --config train/configs/ds2_small.toml \
     --train data/synth/train.jsonl --valid data/synth/valid.jsonl \
-    --exp "$EXP" --seed "$((1234 + SEED))" --threads "$THREADS" --resume
+    --exp "$EXP" --seed "$((1234 + SEED))" --threads "$THREADS" --resume "${TRAIN_EXTRA[@]}"
 fi
 
 if run_from average; then
