@@ -93,14 +93,13 @@ def _find_in_run(checkpoint: Path, filename: str) -> Path | None:
     return None
 
 
-def _with_audio_seen(training: dict, checkpoint: Path) -> dict:
+def _with_audio_seen(training: dict, events: list[dict]) -> dict:
     """Fill ``audio_hours_seen`` (and epochs from it) for checkpoints from before the trainer
-    counted it, estimating from the run's log.jsonl; the old epochs were a position in the
+    counted it, estimating from the run's log ``events``; the old epochs were a position in the
     epoch, which over-counts batches skipped on a resume into a grown manifest."""
     if training.get("audio_hours_seen") is not None:
         return training
-    log_path = _find_in_run(checkpoint, "log.jsonl")
-    seen = audio_hours_seen(read_log(log_path)) if log_path else None
+    seen = audio_hours_seen(events)
     if not seen:
         return training
     out = {**training, "audio_hours_seen": round(seen, 2), "audio_hours_seen_estimated": True}
@@ -109,28 +108,26 @@ def _with_audio_seen(training: dict, checkpoint: Path) -> dict:
     return out
 
 
-def _with_valid_history(training: dict, checkpoint: Path, every: int = 500) -> dict:
+def _with_valid_history(training: dict, events: list[dict], every: int = 500) -> dict:
     """Add ``valid_history``: the trainer's validation CER/WER every ``every`` steps and at the
-    exported step, read from the run's log.jsonl (events past the checkpoint are not its own)."""
-    if training.get("valid_history") is not None:
-        return training
-    log_path = _find_in_run(checkpoint, "log.jsonl")
+    exported step, from the run's log ``events`` (those past the checkpoint are not its own)."""
     upto = training.get("steps")
-    by_step = {}
-    for e in read_log(log_path) if log_path else []:
-        if e.get("event") == "valid" and "cer" in e and e.get("step", 0) > 0:
-            if upto is None or e["step"] <= upto:
-                by_step[e["step"]] = e  # a step validated twice (a resume) keeps its last
+    by_step = {
+        e["step"]: e  # a step validated twice (a resume) keeps its last
+        for e in events
+        if e.get("event") == "valid"
+        and e.get("step", 0) > 0
+        and (upto is None or e["step"] <= upto)
+    }
     if not by_step:
         return training
     last = max(by_step)
-    keep = [s for s in sorted(by_step) if s % every == 0 or s == last]
     history = [
         {"step": s, "cer": round(by_step[s]["cer"], 4), "wer": round(by_step[s]["wer"], 4)}
-        for s in keep
-        if "wer" in by_step[s]
+        for s in sorted(by_step)
+        if s % every == 0 or s == last
     ]
-    return {**training, "valid_history": history} if history else training
+    return {**training, "valid_history": history}
 
 
 def _decoder_weights(args_weight, args_score, tune_json, source_decoder) -> tuple[dict, str]:
@@ -488,8 +485,10 @@ def export(
     try:
         weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half)
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
-        training = _with_audio_seen(src_cfg.get("training") or {}, checkpoint)
-        training = _with_valid_history(training, checkpoint)
+        log_path = _find_in_run(checkpoint, "log.jsonl")  # the run's log, read once
+        events = read_log(log_path) if log_path else []
+        training = _with_audio_seen(src_cfg.get("training") or {}, events)
+        training = _with_valid_history(training, events)
         cfg["training"] = {**training, "exported_weights": weights["dtype"]}
 
         lm_stats: dict = {}
