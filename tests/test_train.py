@@ -420,7 +420,7 @@ def test_presets_parse_and_flags_override(tmp_path):
         path = Path(__file__).parents[1] / "train" / "configs" / f"{name}.toml"
         flat = read_toml(path)
         assert ds2.preset(flat["preset"])  # a real model preset
-        cfg, _, _ = parse_args(["--config", str(path), "--exp", "x", "--lr", "0.5"])
+        cfg, _, _, _ = parse_args(["--config", str(path), "--exp", "x", "--lr", "0.5"])
         assert cfg.lr == 0.5
         assert cfg.batch_seconds == flat["batch_seconds"]
     bad = tmp_path / "bad.toml"

@@ -252,14 +252,14 @@ def build_parser(defaults: TrainConfig, suppress: bool = False) -> argparse.Argu
     return p
 
 
-def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace, dict]:
-    """(config from defaults + preset, the parsed flags, the flags given explicitly)."""
+def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace, dict, dict]:
+    """(config from defaults + preset, the parsed flags, the flags given explicitly, the preset)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path)
     known, _ = pre.parse_known_args(argv)
+    preset = read_toml(known.config) if known.config else {}
     base = asdict(TrainConfig())
-    if known.config:
-        base.update(read_toml(known.config))
+    base.update(preset)
     defaults = TrainConfig.from_dict(base)
     args = build_parser(defaults).parse_args(argv)
     explicit = vars(build_parser(defaults, suppress=True).parse_args(argv))
@@ -267,7 +267,7 @@ def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace, dict]:
     cfg = TrainConfig.from_dict({f.name: getattr(args, f.name) for f in fields})
     if args.exp is None:
         raise SystemExit("train: error: --exp is required")
-    return cfg, args, explicit
+    return cfg, args, explicit, preset
 
 
 # ---------------------------------------------------------------------------------------------
@@ -946,13 +946,12 @@ def resume_config(saved: dict, preset: dict, explicit: dict) -> tuple[TrainConfi
 
 
 def main(argv=None) -> None:
-    cfg, args, explicit = parse_args(argv)
+    cfg, args, explicit, preset = parse_args(argv)
     exp = args.exp
     if args.resume:
         last = ckpt.resolve_resume_folder(exp / "checkpoints" / "last")
         if last is not None:
             saved = ckpt.load_trainer_state(last)[0].get("config", {})
-            preset = read_toml(args.config) if args.config else {}
             cfg, notes = resume_config(saved, preset, explicit)
             for note in notes:
                 print(f"resume: {note}", file=sys.stderr)
