@@ -24,7 +24,16 @@ from train.data import (
     prepare_utterances,
     read_manifest,
 )
-from train.train import TrainConfig, ctc_loss, lr_at, main, parse_args, read_toml, replace_head
+from train.train import (
+    TrainConfig,
+    ctc_loss,
+    lr_at,
+    main,
+    parse_args,
+    read_toml,
+    replace_head,
+    validation_due,
+)
 
 SENTENCES = [
     "the cat sat on the mat",
@@ -438,3 +447,19 @@ def test_all_audio_missing_fails_loudly_instead_of_looping(tmp_path, corpus):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(SystemExit, match="no batch of a whole epoch could be read.*gone"):
         main(tiny_args(manifest, tmp_path / "exp", "--max-steps", "5"))
+
+
+def test_clock_validation_waits_for_a_step_scheduled_one_close_by():
+    cfg = TrainConfig(eval_every_steps=500, eval_every_minutes=30.0)
+    half_hour = 30 * 60
+    assert validation_due(8000, 10.0, cfg)  # on the step schedule, whatever the clock
+    assert not validation_due(7900, half_hour - 1, cfg)  # neither due
+    assert validation_due(7900, half_hour, cfg)  # the clock: the next by steps is 100 away
+    assert not validation_due(7998, 2 * half_hour, cfg)  # 2 steps from 8000: wait for it
+    assert validation_due(7974, half_hour, cfg)  # 26 steps away (more than 5% of 500)
+    assert not validation_due(7975, half_hour, cfg)  # 25 away: wait
+    clock_only = TrainConfig(eval_every_steps=0, eval_every_minutes=30.0)
+    assert validation_due(7998, half_hour, clock_only)
+    assert not validation_due(7998, half_hour - 1, clock_only)
+    steps_only = TrainConfig(eval_every_steps=500, eval_every_minutes=0.0)
+    assert not validation_due(7998, 10 * half_hour, steps_only)
