@@ -12,8 +12,8 @@
 #   corpus  ~130 audio-hours per CPU-hour: 100 h in ~25 min with 2 jobs (80 h were added to a
 #           20-h corpus in 19 min)
 #   LM      ~25 s;  averaging ~10 s;  tuning + evaluation ~10-15 min
-#   train   ~22-26 audio-seconds per second with 2 threads (3.3-3.7 s per 100-s step): 6000
-#           steps (~170 h of audio seen) take ~6 hours, so on this machine the run spans
+#   train   11-30 audio-seconds per second with 2 threads, depending on the host (3.2-9 s per
+#           100-s step): 6000 steps (~170 h of audio seen) take 6-8 hours, so the run spans
 #           several sessions (--resume continues exactly, on the settings saved in the
 #           checkpoint). On a GPU use --device cuda and larger batches.
 #           The shipped run was extended at step 5751 with --max-steps 9000 --lr 5e-4 (a warm
