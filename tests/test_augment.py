@@ -111,3 +111,35 @@ def test_random_augment_is_reproducible_and_reports_what_it_did():
     assert np.abs(a).max() <= 1.0
     assert not np.array_equal(x, a)
     assert np.array_equal(x, _speechlike())  # the input is not modified
+
+
+def test_perturbed_copies_are_new_speakers_at_each_speed(tmp_path):
+    import soundfile as sf
+
+    from train.manifest import read_manifest, write_manifest
+
+    x = _speechlike(1.0)
+    sf.write(tmp_path / "a.flac", x, SAMPLE_RATE)
+    src = write_manifest(
+        tmp_path / "src.jsonl",
+        [{"audio": str(tmp_path / "a.flac"), "duration": 1.0, "text": "hi", "speaker": "amy"}],
+    )
+    augment.main(["--manifest", str(src), "--out", str(tmp_path / "sp"), "--speeds", "0.8", "1.25"])
+    rows = read_manifest(tmp_path / "sp" / "perturbed.jsonl")
+    assert [r["speaker"] for r in rows] == ["amy-sp0.8", "amy-sp1.25"]
+    assert [r["duration"] for r in rows] == pytest.approx([1.25, 0.8], abs=0.002)
+    assert all(r["text"] == "hi" and r["aug"]["speed"] in (0.8, 1.25) for r in rows)
+    for r in rows:
+        y, sr = sf.read(r["audio"])
+        assert sr == SAMPLE_RATE and len(y) == round(r["duration"] * SAMPLE_RATE)
+    # Speed only: the slowed copy is the same signal, its pitch lowered by the factor.
+    plain = augment.perturb_manifest(
+        str(src), str(tmp_path / "p"), [0.8], augment=False, progress=False
+    )
+    y, _ = sf.read(plain[0]["audio"])
+    f = np.fft.rfftfreq(len(y), 1 / SAMPLE_RATE)
+    f0_in = f[np.argmax(np.abs(np.fft.rfft(x, len(y))))]
+    f0_out = f[np.argmax(np.abs(np.fft.rfft(y)))]
+    assert f0_out == pytest.approx(0.8 * f0_in, rel=0.1)
+    with pytest.raises(SystemExit):
+        augment.main(["--manifest", str(src), "--out", str(tmp_path / "z"), "--speeds", "3"])

@@ -110,7 +110,7 @@ def test_model_card_states_the_facts(experiment, tmp_path):
     assert metrics[("wer", "WER (beam_lm)")] == 12.07
     assert metrics[("cer", "CER (greedy)")] == 6.12
     for fact in ("12.07", "18.34", "12.25 h", "4321", "9876", "1.75 h", "NVIDIA H100 80GB HBM3",
-                 "bf16", "8.12 % at step 4000", "`train.jsonl`", "![training curves](loss.png)",
+                 "bf16", "8.12 % at step 4000", "`synth/train.jsonl`", "![training curves](loss.png)",
                  'ds2.load_model("someone/ds2-tiny")', "upload_folder", "untuned defaults",
                  "2-gram modified Kneser-Ney"):  # fmt: skip
         assert fact in text, fact
@@ -260,3 +260,11 @@ def test_cli_and_push(experiment, tmp_path, monkeypatch, capsys):
     assert load_folder(out).decoder_defaults == {"lm_weight": 0.7, "word_score": 2.0}
     with pytest.raises(CheckpointError):
         push_to_hub(tmp_path, "me/nothing")
+
+
+def test_card_lists_each_training_manifest_once_with_its_repeats():
+    from train.export import _manifest_list
+
+    got = _manifest_list(["/d/synth/train.jsonl", "/d/short/train.jsonl", "/d/short/train.jsonl"])
+    assert got == "`synth/train.jsonl`, `short/train.jsonl` x2"
+    assert _manifest_list([]) == "unknown"

@@ -6,9 +6,16 @@ import pytest
 import soundfile as sf
 
 from ds2.audio import SAMPLE_RATE
+from ds2.text import normalize_text
 from train import synth
 from train.manifest import read_manifest
-from train.text_corpus import Sentence, make_sentences, split_sentences, text_split
+from train.text_corpus import (
+    Sentence,
+    make_sentences,
+    short_sentences,
+    split_sentences,
+    text_split,
+)
 
 HAVE = synth.available_engines()
 SENTENCES = {
@@ -186,3 +193,81 @@ def test_text_is_cut_into_speakable_sentences():
     assert text_split("he ran fast") == text_split("he ran fast")
     splits = split_sentences([Sentence(f"sentence number {i} here", "", "x") for i in range(2000)])
     assert 0.9 < len(splits["train"]) / 2000 < 0.99 and splits["valid"] and splits["test"]
+
+
+def test_short_utterances_are_words_phrases_letters_and_numbers():
+    text = [
+        "the cat sat on the mat",
+        "the dog sat on the log",
+        "a cat and a dog sat together on the mat",
+        "the mat was on the log",
+    ] * 2
+    sentences = [Sentence(t, t, "x") for t in text]
+    got = short_sentences(sentences, 300, seed=3, exclude={"the", "k", "on the mat"})
+    assert len(got) == len({s.text for s in got}) == 300
+    assert short_sentences(sentences, 300, seed=3, exclude={"the", "k", "on the mat"}) == got
+    assert short_sentences(sentences, 300, seed=4) != got
+    kinds = {s.source for s in got}
+    assert kinds == {"short-word", "short-phrase", "short-letters", "short-number"}
+    words = {w for t in text for w in t.split()}
+    for s in got:
+        assert s.text not in {"the", "k", "on the mat"}
+        assert 1 <= len(s.text.split()) <= (7 if s.source == "short-number" else 5)
+        assert normalize_text(s.text) == s.text
+        if s.source == "short-word":
+            assert s.text in words and " " not in s.text
+        elif s.source == "short-phrase":
+            assert any(f" {s.text} " in f" {t} " for t in text)
+        elif s.source == "short-letters":
+            # Spoken as capitals, which every engine reads as letter names ("K, D, P.").
+            assert all(len(w) == 1 for w in s.text.split())
+            assert s.speak.replace(",", "").rstrip(".").lower() == s.text
+        else:
+            assert normalize_text(s.speak) == s.text and not any(c.isdigit() for c in s.text)
+    # "together" occurs once: too rare to be a single-word utterance.
+    assert "together" not in {s.text for s in got if s.source == "short-word"}
+    with pytest.raises(ValueError, match="occurs 3 times"):
+        short_sentences([Sentence("one two three", "", "x")], 5)
+
+
+def test_cli_builds_a_short_utterance_corpus_without_excluded_texts(tmp_path, monkeypatch):
+    import train.text_corpus as tc
+
+    if not synth.available_engines()["espeak"]:
+        pytest.skip("espeak-ng is not installed")
+    text = [f"alpha bravo charlie delta echo number {w}" for w in ("one", "two", "three")] * 3
+    monkeypatch.setattr(tc, "load_sentences", lambda: [Sentence(t, t, "x") for t in text])
+    monkeypatch.setattr(tc, "text_split", lambda t, heldout_percent=4: "train")
+    evalset = tmp_path / "eval.jsonl"
+    evalset.write_text(
+        json.dumps({"audio": "x.flac", "duration": 1.0, "text": "Bravo", "speaker": "s"}) + "\n"
+    )
+    out = tmp_path / "short"
+    synth.main(
+        [
+            "--out",
+            str(out),
+            "--text",
+            "short",
+            "--short-count",
+            "40",
+            "--hours",
+            "0.01",
+            "--valid-fraction",
+            "0",
+            "--test-fraction",
+            "0",
+            "--engines",
+            "espeak",
+            "--jobs",
+            "1",
+            "--exclude",
+            str(evalset),
+        ]
+    )
+    rows = read_manifest(out / "train.jsonl")
+    assert rows and all(os.path.isfile(r["audio"]) for r in rows)
+    assert all(1 <= len(r["text"].split()) <= 7 for r in rows)
+    assert "bravo" not in {r["text"] for r in rows}
+    with pytest.raises(SystemExit):
+        synth.main(["--out", str(tmp_path / "x"), "--exclude", str(evalset)])

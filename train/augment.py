@@ -196,3 +196,87 @@ def random_augment(
         info["gain_db"] = round(float(rng.uniform(*gain_db)), 1)
         x = apply_gain(x * np.float32(0.891 / peak), info["gain_db"])
     return x, info
+
+
+def perturb_manifest(
+    manifest: str,
+    out: str,
+    speeds=(0.85, 0.92, 1.08, 1.15),
+    *,
+    seed: int = 0,
+    augment: bool = True,
+    progress: bool = True,
+) -> list[dict]:
+    """Speed-perturbed (and randomly augmented) copies of every clip of ``manifest``.
+
+    Each speed factor makes a pseudo-speaker (tempo, pitch and formants move together, as in
+    Kaldi's 3-way speed perturbation), so a few minutes of one real voice become several voices;
+    with ``augment`` each copy also goes through :func:`random_augment` (reverb, telephone band,
+    noise, gain). Writes ``out/audio/<speed>/*.flac`` and returns the new manifest's rows
+    (the caller writes them); the row's ``aug`` key says what was done. Deterministic in ``seed``.
+    """
+    from pathlib import Path
+
+    import soundfile as sf
+    from tqdm import tqdm
+
+    from ds2.audio import load_audio
+
+    from .manifest import read_manifest
+
+    rows = read_manifest(manifest)
+    out_dir = Path(out)
+    new = []
+    jobs = [(s, i, r) for s in speeds for i, r in enumerate(rows)]
+    for s, i, r in tqdm(jobs, desc="perturb", disable=not progress):
+        path = out_dir / "audio" / f"sp{s:g}" / f"{i:06d}-{Path(r['audio']).stem}.flac"
+        rng = np.random.default_rng([seed, i, int(round(s * 1000))])
+        x = speed_perturb(load_audio(r["audio"]), s)
+        info: dict = {"speed": s}
+        if augment:
+            x, extra = random_augment(x, rng)
+            info.update(extra)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, x, SAMPLE_RATE, subtype="PCM_16")
+        speaker = r.get("speaker", "unknown")
+        new.append(
+            {
+                **r,
+                "audio": str(path),
+                "duration": round(len(x) / SAMPLE_RATE, 3),
+                "speaker": f"{speaker}-sp{s:g}",
+                "aug": info,
+            }
+        )
+    return new
+
+
+def main(argv=None) -> None:
+    import argparse
+    from pathlib import Path
+
+    from .manifest import write_manifest
+
+    p = argparse.ArgumentParser(
+        description="Speed-perturbed, augmented copies of a manifest's clips (pseudo-speakers), "
+        "e.g. to stretch a few minutes of real speech.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help="folder for the audio and OUT/perturbed.jsonl")
+    p.add_argument("--speeds", type=float, nargs="+", default=[0.85, 0.92, 1.08, 1.15])
+    p.add_argument("--no-augment", action="store_true", help="speed only: no noise or reverb")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if any(not 0.5 <= s <= 2.0 for s in args.speeds):
+        p.error("speeds must lie in 0.5..2.0")
+    rows = perturb_manifest(
+        args.manifest, args.out, args.speeds, seed=args.seed, augment=not args.no_augment
+    )
+    path = write_manifest(Path(args.out) / "perturbed.jsonl", rows)
+    hours = sum(r["duration"] for r in rows) / 3600
+    print(f"{len(rows)} clips, {hours:.2f} h -> {path}")
+
+
+if __name__ == "__main__":
+    main()

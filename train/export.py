@@ -282,7 +282,7 @@ def model_card(
     lines += ["", "## Training", ""]
     manifests = training.get("train_manifests") or []
     facts = [
-        ("training data", ", ".join(f"`{Path(m).name}`" for m in manifests) or "unknown"),
+        ("training data", _manifest_list(manifests)),
         *_corpus_facts(manifests),
         ("hours of audio", _fmt_hours(training.get("train_hours"))),
         ("utterances", training.get("train_utterances", "unknown")),
@@ -311,8 +311,10 @@ def model_card(
         facts.append(
             ("weights", f"mean of {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
         )
-    if training.get("init_from"):
-        facts.append(("initialised from", f"`{training['init_from']}`"))
+    init = training.get("init_from")
+    if init:
+        spec = init.get("spec", init) if isinstance(init, dict) else init
+        facts.append(("initialised from", f"`{spec}` (fine-tuned: the steps above are its own)"))
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
     history = training.get("valid_history") or []
     if history:
@@ -416,6 +418,15 @@ def _worst_section(results: dict, n: int = 5) -> list[str]:
             for w in worst[:n]:
                 out.append(f"- `{w['id']}` ({w['errors']} errors): {w['diff']}")
     return out if len(out) > 4 else []
+
+
+def _manifest_list(manifests) -> str:
+    """``a/train.jsonl``, ``b/x.jsonl`` x3: each manifest once, with its folder and repeat count."""
+    counts: dict[str, int] = {}
+    for m in manifests:
+        key = "/".join(Path(m).parts[-2:])
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"`{k}`" + (f" x{n}" if n > 1 else "") for k, n in counts.items()) or "unknown"
 
 
 def _corpus_facts(manifests) -> list[tuple[str, str]]:

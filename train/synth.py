@@ -7,6 +7,9 @@ Build 100 hours on all cores (resumable: rerun the same command to finish an int
     # a quick look first: 0.2 h, espeak-ng and flite only
     python -m train.synth --out data/synth-small --hours 0.2 --engines espeak,flite
 
+    # short utterances (words, phrases, spelled letters, numbers); no real_dev text
+    python -m train.synth --out data/synth_short --text short --hours 5 --exclude EVAL.jsonl
+
 It writes ``OUT/{train,valid,test_unseen_voice}.jsonl`` (manifests, see :mod:`train.manifest`),
 the audio under ``OUT/audio/SPLIT/``, and ``OUT/corpus.json`` (hours per split, voices, engines,
 build speed). Manifests are rewritten every ``--save-every`` seconds, so training can start on a
@@ -57,6 +60,7 @@ import numpy as np
 
 from ds2.audio import SAMPLE_RATE, resample
 from ds2.errors import DS2Error
+from ds2.text import normalize_text
 
 from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
@@ -853,6 +857,23 @@ def main(argv=None) -> None:
         "--test-fraction", type=float, default=0.01, help="share of hours for test_unseen_voice"
     )
     p.add_argument("--save-every", type=float, default=60.0, help="seconds between manifest saves")
+    p.add_argument(
+        "--text",
+        choices=("sentences", "short"),
+        default="sentences",
+        help="what the voices read: the text corpus's sentences, or short utterances made from "
+        "them (words, phrases, spelled letters, numbers; train.text_corpus.short_sentences)",
+    )
+    p.add_argument(
+        "--short-count", type=int, default=30000, help="distinct short utterances (--text short)"
+    )
+    p.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="MANIFEST",
+        help="with --text short: never use these manifests' transcripts (evaluation sets)",
+    )
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
     args = p.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -866,6 +887,23 @@ def main(argv=None) -> None:
             print(v.id, "(held out)" if v.talker in held else "")
         print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")
         return
+    sentences = None
+    if args.text == "short":
+        from .text_corpus import load_sentences, short_sentences, split_sentences
+
+        exclude = set()
+        for m in args.exclude:
+            try:
+                exclude.update(normalize_text(r["text"]) for r in read_manifest(m))
+            except DS2Error as e:
+                sys.exit(f"error: --exclude: {e}")
+        train_text = split_sentences(load_sentences())["train"]
+        if not train_text:
+            sys.exit("error: no training text: install the text packages (train/setup_tts.sh)")
+        short = short_sentences(train_text, args.short_count, args.seed, exclude)
+        sentences = split_sentences(short)
+    elif args.exclude:
+        p.error("--exclude goes with --text short")
     try:
         s = build(
             args.out,
@@ -876,6 +914,7 @@ def main(argv=None) -> None:
             valid_fraction=args.valid_fraction,
             test_fraction=args.test_fraction,
             save_every=args.save_every,
+            sentences=sentences,
         )
     except SynthError as e:
         sys.exit(f"error: {e}")

@@ -16,6 +16,11 @@ and label agree. Duplicates are removed by normalised text.
 Held-out text is chosen by a hash of the normalised text (:func:`text_split`), so the same
 sentence always falls in the same split whatever the source order or seed.
 
+Short utterances (:func:`short_sentences`): the sentences above are 3-25 words long, but people
+say single words, short phrases, spelled letters and numbers to a recogniser, and a model trained
+on sentences alone hears them badly. ``python -m train.synth --text short`` builds a corpus of
+them from the training sentences' words and phrases (:data:`SHORT_KINDS`).
+
 CLI: ``python -m train.text_corpus --out data/text`` writes ``{train,valid,test}.txt``.
 """
 
@@ -26,11 +31,15 @@ import hashlib
 import os
 import re
 import shutil
+import string
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ds2.text import normalize_text
+import numpy as np
+
+from ds2.text import normalize_text, number_to_words
 
 MIN_WORDS = 3
 MAX_WORDS = 25
@@ -222,6 +231,70 @@ def split_sentences(sentences, heldout_percent: float = HELDOUT_PERCENT) -> dict
     out = {"train": [], "valid": [], "test": []}
     for s in sentences:
         out[text_split(s.text, heldout_percent)].append(s)
+    return out
+
+
+# Kinds of short utterance and their shares of short_sentences()'s output.
+SHORT_KINDS = {"word": 0.4, "phrase": 0.25, "letters": 0.2, "number": 0.15}
+SHORT_MIN_COUNT = 3  # a single word must occur this often in the sentences (no typos, rare names)
+
+
+def _short_number(rng: np.random.Generator) -> str:
+    if rng.random() < 0.25:  # digit by digit, as in phone numbers and codes
+        return " ".join(number_to_words(int(d)) for d in rng.integers(0, 10, rng.integers(2, 6)))
+    return number_to_words(int(rng.integers(0, rng.choice([21, 100, 1000, 100_000]))))
+
+
+def short_sentences(
+    sentences: list[Sentence], n: int, seed: int = 0, exclude=frozenset()
+) -> list[Sentence]:
+    """``n`` distinct short utterances drawn from ``sentences``' words and phrases.
+
+    1-5 words long (numbers up to 7).
+
+    Kinds (:data:`SHORT_KINDS`): a single word (from words seen at least 3 times, weighted by the
+    square root of their count, so common words lead without drowning the rest), a run of 2-4
+    consecutive words of a sentence, 1-5 spelled letters ("k d p", read "K, D, P." or "K D P"),
+    and a number in words (digit strings too). Texts in ``exclude`` (normalised) are never
+    returned: pass an evaluation set's transcripts to keep them out of training. The result is
+    deterministic given ``seed``; split it with :func:`split_sentences` like any other text.
+    """
+    rng = np.random.default_rng([seed, 7])
+    counts = Counter(w for s in sentences for w in s.text.split())
+    vocab = sorted(w for w, c in counts.items() if c >= SHORT_MIN_COUNT)
+    if not vocab:
+        raise ValueError(
+            f"no word occurs {SHORT_MIN_COUNT} times in the sentences: too little text"
+        )
+    weights = np.sqrt([counts[w] for w in vocab])
+    weights /= weights.sum()
+    kinds = list(SHORT_KINDS)
+    shares = np.array([SHORT_KINDS[k] for k in kinds])
+    exclude = set(exclude)
+    seen, out = set(), []
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 50 * n + 1000:
+            raise ValueError(f"only {len(out)} distinct short utterances found, {n} asked")
+        kind = kinds[rng.choice(len(kinds), p=shares)]
+        if kind == "word":
+            text = speak = vocab[rng.choice(len(vocab), p=weights)]
+        elif kind == "phrase":
+            words = sentences[rng.integers(len(sentences))].text.split()
+            size = min(int(rng.integers(2, 5)), len(words))
+            start = int(rng.integers(0, len(words) - size + 1))
+            text = speak = " ".join(words[start : start + size])
+        elif kind == "letters":
+            letters = rng.choice(list(string.ascii_uppercase), int(rng.integers(1, 6)))
+            text = " ".join(letters).lower()
+            speak = ", ".join(letters) + "." if rng.random() < 0.5 else " ".join(letters)
+        else:
+            text = speak = _short_number(rng)
+        if text in seen or text in exclude:
+            continue
+        seen.add(text)
+        out.append(Sentence(text, speak, f"short-{kind}"))
     return out
 
 

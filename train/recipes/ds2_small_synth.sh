@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_small_synth.sh            # everything, resumable at every stage
-#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|average|tune|export)
+#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|average|tune|export)
 #
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
@@ -22,6 +22,11 @@
 #           From step 7420 on it also trained on the real Asterisk prompts of
 #           real_asterisk_train.jsonl (426 clips, one speaker), listed 10 times so they are ~2.4 %
 #           of the audio: REAL_REPEAT=10. The default, 0, trains on synthetic speech only.
+#   finetune  the main run's mean (last 3) fine-tuned on the same corpus plus short utterances
+#           (data/synth_short: words, phrases, spelled letters, numbers; 5 h built in ~3 min)
+#           x3 and the real Asterisk prompts (x5, plus 4 speed-perturbed, augmented copies x3):
+#           lr 3e-4 for 1.4 h of wall clock (FT_ARGS; ~1750 steps at ~2.9 s per step).
+#           FINETUNE=0 skips it and exports the main run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -35,8 +40,11 @@ THREADS=${THREADS:-$(nproc)}
 NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
 REAL_REPEAT=${REAL_REPEAT:-0}            # copies of real_asterisk_train.jsonl mixed into training
+FINETUNE=${FINETUNE:-1}                  # 1: fine-tune the main run on short and real speech
+FT_EXP=${FT_EXP:-exp/ds2_small_ft}
+read -r -a FT_EXTRA <<< "${FT_ARGS:---max-hours 1.4}"   # the fine-tune's length
 
-stages=(data lm train average tune export)
+stages=(data lm train finetune average tune export)
 run_from() { local s; for s in "${stages[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
 
 if run_from data; then
@@ -44,6 +52,15 @@ if run_from data; then
   python -m train.synth --out data/synth --hours "$HOURS" --seed "$SEED" --jobs "$JOBS"
   python -m train.realspeech --out data/real
   python -m train.text_corpus --out data/text
+  # Short utterances for the fine-tune; none is the whole transcript of a real_dev clip.
+  EXCLUDE=()
+  [ -f data/real/real_dev.jsonl ] && EXCLUDE=(--exclude data/real/real_dev.jsonl)
+  python -m train.synth --out data/synth_short --text short --hours 5 --valid-fraction 0.03 \
+    --test-fraction 0.03 --seed "$SEED" --jobs "$JOBS" "${EXCLUDE[@]}"
+  if [ -f data/real/real_asterisk_train.jsonl ]; then
+    python -m train.augment --manifest data/real/real_asterisk_train.jsonl \
+      --out data/real/real_asterisk_train_sp --seed "$SEED"
+  fi
 fi
 
 if run_from lm; then
@@ -62,6 +79,24 @@ if run_from train; then
     --exp "$EXP" --seed "$((1234 + SEED))" --threads "$THREADS" --resume "${TRAIN_EXTRA[@]}"
 fi
 
+if run_from finetune && [ "$FINETUNE" = 1 ]; then
+  [ -f "$EXP/avg/model.safetensors" ] || python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"
+  FT=(data/synth/train.jsonl)
+  for _ in 1 2 3; do FT+=(data/synth_short/train.jsonl); done
+  if [ -f data/real/real_asterisk_train.jsonl ]; then
+    for _ in 1 2 3 4 5; do FT+=(data/real/real_asterisk_train.jsonl); done
+    for _ in 1 2 3; do FT+=(data/real/real_asterisk_train_sp/perturbed.jsonl); done
+  fi
+  python -m train.train --config train/configs/ds2_small.toml \
+    --train "${FT[@]}" --valid data/synth/valid.jsonl --exp "$FT_EXP" --init-from "$EXP/avg" --resume \
+    --lr 3e-4 --warmup-steps 100 --hold-fraction 0.3 --min-lr-ratio 0.1 --max-steps 0 \
+    --no-sortagrad --eval-every-steps 250 --seed "$((1235 + SEED))" --threads "$THREADS" \
+    "${FT_EXTRA[@]}"
+  EXP=$FT_EXP
+elif [ "$FINETUNE" = 1 ]; then
+  EXP=$FT_EXP   # a later stage: it works on the fine-tuned run
+fi
+
 if run_from average; then
   # The mean of the last 3 kept checkpoints (250 steps apart): smoother than any one of them
   # (the last 3 scored best or tied on validation at steps 5751, 7389 and 9000).
@@ -75,6 +110,8 @@ fi
 
 if run_from export; then
   TESTS=(data/synth/test_unseen_voice.jsonl data/real/real_dev.jsonl)
+  [ -f data/synth_short/test_unseen_voice.jsonl ] && \
+    TESTS+=(short_unseen_voice=data/synth_short/test_unseen_voice.jsonl)
   # real sentences from one speaker, when the asterisk prompt packages were installed
   [ -f data/real/real_asterisk_test.jsonl ] && TESTS+=(data/real/real_asterisk_test.jsonl)
   EXTRA=()
