@@ -110,7 +110,8 @@ def test_model_card_states_the_facts(experiment, tmp_path):
     assert metrics[("wer", "WER (beam_lm)")] == 12.07
     assert metrics[("cer", "CER (greedy)")] == 6.12
     for fact in ("12.07", "18.34", "12.25 h", "4321", "9876", "1.75 h", "NVIDIA H100 80GB HBM3",
-                 "bf16", "8.12 % at step 4000", "`synth/train.jsonl`", "![training curves](loss.png)",
+                 "bf16", "8.12 % at step 4000", "`synth/train.jsonl`",
+                 "![training curves](loss.png)",
                  'ds2.load_model("someone/ds2-tiny")', "upload_folder", "untuned defaults",
                  "2-gram modified Kneser-Ney"):  # fmt: skip
         assert fact in text, fact
