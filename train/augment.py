@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 
@@ -215,8 +216,6 @@ def perturb_manifest(
     noise, gain). Writes ``out/audio/<speed>/*.flac`` and returns the new manifest's rows
     (the caller writes them); the row's ``aug`` key says what was done. Deterministic in ``seed``.
     """
-    from pathlib import Path
-
     import soundfile as sf
     from tqdm import tqdm
 
@@ -238,13 +237,12 @@ def perturb_manifest(
             info.update(extra)
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, x, SAMPLE_RATE, subtype="PCM_16")
-        speaker = r.get("speaker", "unknown")
         new.append(
             {
                 **r,
                 "audio": str(path),
                 "duration": round(len(x) / SAMPLE_RATE, 3),
-                "speaker": f"{speaker}-sp{s:g}",
+                "speaker": f"{r['speaker']}-sp{s:g}",
                 "aug": info,
             }
         )
@@ -253,7 +251,6 @@ def perturb_manifest(
 
 def main(argv=None) -> None:
     import argparse
-    from pathlib import Path
 
     from .manifest import write_manifest
 

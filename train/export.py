@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, read_config
@@ -422,10 +423,7 @@ def _worst_section(results: dict, n: int = 5) -> list[str]:
 
 def _manifest_list(manifests) -> str:
     """``a/train.jsonl``, ``b/x.jsonl`` x3: each manifest once, with its folder and repeat count."""
-    counts: dict[str, int] = {}
-    for m in manifests:
-        key = "/".join(Path(m).parts[-2:])
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter("/".join(Path(m).parts[-2:]) for m in manifests)  # first-seen order
     return ", ".join(f"`{k}`" + (f" x{n}" if n > 1 else "") for k, n in counts.items()) or "unknown"
 
 

@@ -248,9 +248,7 @@ def _short_number(rng: np.random.Generator) -> str:
 def short_sentences(
     sentences: list[Sentence], n: int, seed: int = 0, exclude=frozenset()
 ) -> list[Sentence]:
-    """``n`` distinct short utterances drawn from ``sentences``' words and phrases.
-
-    1-5 words long (numbers up to 7).
+    """``n`` distinct short utterances (1-5 words, numbers up to 7) from ``sentences``.
 
     Kinds (:data:`SHORT_KINDS`): a single word (from words seen at least 3 times, weighted by the
     square root of their count, so common words lead without drowning the rest), a run of 2-4
@@ -266,20 +264,23 @@ def short_sentences(
         raise ValueError(
             f"no word occurs {SHORT_MIN_COUNT} times in the sentences: too little text"
         )
-    weights = np.sqrt([counts[w] for w in vocab])
-    weights /= weights.sum()
+    # Cumulative weights, built once: rng.choice(p=...) would rebuild them for every draw.
+    # searchsorted(rng.random()) on them is exactly the draw rng.choice makes.
+    word_cdf = np.sqrt([counts[w] for w in vocab]).cumsum()
+    word_cdf /= word_cdf[-1]
     kinds = list(SHORT_KINDS)
-    shares = np.array([SHORT_KINDS[k] for k in kinds])
-    exclude = set(exclude)
-    seen, out = set(), []
+    kind_cdf = np.cumsum([SHORT_KINDS[k] for k in kinds])
+    kind_cdf /= kind_cdf[-1]
+    seen = set(exclude)  # excluded texts count as taken
+    out = []
     tries = 0
     while len(out) < n:
         tries += 1
         if tries > 50 * n + 1000:
             raise ValueError(f"only {len(out)} distinct short utterances found, {n} asked")
-        kind = kinds[rng.choice(len(kinds), p=shares)]
+        kind = kinds[kind_cdf.searchsorted(rng.random(), side="right")]
         if kind == "word":
-            text = speak = vocab[rng.choice(len(vocab), p=weights)]
+            text = speak = vocab[word_cdf.searchsorted(rng.random(), side="right")]
         elif kind == "phrase":
             words = sentences[rng.integers(len(sentences))].text.split()
             size = min(int(rng.integers(2, 5)), len(words))
@@ -291,7 +292,7 @@ def short_sentences(
             speak = ", ".join(letters) + "." if rng.random() < 0.5 else " ".join(letters)
         else:
             text = speak = _short_number(rng)
-        if text in seen or text in exclude:
+        if text in seen:
             continue
         seen.add(text)
         out.append(Sentence(text, speak, f"short-{kind}"))

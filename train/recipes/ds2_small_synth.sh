@@ -81,7 +81,7 @@ if run_from train; then
 fi
 
 if run_from finetune && [ "$FINETUNE" = 1 ]; then
-  [ -f "$EXP/avg/model.safetensors" ] || python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"
+  python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"   # ~10 s; never a stale mean
   FT=(data/synth/train.jsonl)
   for _ in 1 2 3; do FT+=(data/synth_short/train.jsonl); done
   if [ -f data/real/real_asterisk_train.jsonl ]; then
