@@ -32,6 +32,7 @@ from train.train import (
     parse_args,
     read_toml,
     replace_head,
+    resolve_precision,
     validation_due,
 )
 
@@ -422,6 +423,16 @@ def test_lr_schedule_warms_up_holds_and_decays():
     assert lr_at(cfg, 400, 0.4) == pytest.approx(1e-3)  # held
     assert lr_at(cfg, 750, 0.75) == pytest.approx(1e-4 + 0.9e-3 * 0.5)  # half-way down
     assert lr_at(cfg, 1000, 1.0) == pytest.approx(1e-4)
+
+
+def test_auto_precision_is_bf16_only_where_it_is_native():
+    assert resolve_precision("auto", cuda=True, fast_cpu_bf16=False) == "bf16"
+    assert resolve_precision("auto", cuda=False, fast_cpu_bf16=True) == "bf16"  # AMX, AVX512-BF16
+    assert resolve_precision("auto", cuda=False, fast_cpu_bf16=False) == "fp32"  # emulated: slow
+    assert resolve_precision("fp32", cuda=True, fast_cpu_bf16=True) == "fp32"  # asked for
+    assert resolve_precision("bf16", cuda=False, fast_cpu_bf16=False) == "bf16"
+    with pytest.raises(ds2.DS2Error, match="fp16"):
+        resolve_precision("fp16", cuda=True, fast_cpu_bf16=True)
 
 
 def test_presets_parse_and_flags_override(tmp_path):
