@@ -33,6 +33,15 @@ Lexicon search: whole words only
     words only), the same score a wider beam gives the same path. Results that become equal
     are merged, keeping the best score, so every hypothesis of a lexicon search is lexicon
     words only and scores stay comparable across beam widths.
+
+Scores sum over alignments
+    Hypotheses that reach the same state are merged by adding their probabilities
+    (``log_add=True``, CTC prefix beam search), so a transcript outscores a likelier single
+    path when enough of its alignments agree. The sums hold only the alignments the beam kept:
+    on exactly tied posteriors they vary by ~1e-3 between calls, and the re-computed score of
+    a cut partial word matches a wider beam's exactly only with ``log_add=False`` (one
+    alignment per hypothesis, flashlight's default, which without an LM returns the greedy
+    transcript).
 """
 
 from __future__ import annotations
@@ -78,8 +87,8 @@ class Hypothesis:
     ``tokens`` are vocabulary ids after CTC collapse, without leading, trailing or repeated
     spaces, so ``vocab.decode(tokens) == text``; ``timesteps[i]`` is the output frame at which
     ``tokens[i]`` was emitted. ``score`` is the decoder's log-score (for greedy: the sum of the
-    per-frame maximum log-probabilities; for beam: the path's acoustic score plus flashlight's
-    weighted LM, word and silence scores).
+    per-frame maximum log-probabilities; for beam: the acoustic score, summed over the
+    alignments the beam kept, plus flashlight's weighted LM, word and silence scores).
     """
 
     text: str
@@ -486,6 +495,11 @@ class BeamSearchDecoder:
         Score of a word outside the lexicon (-inf: only lexicon words).
     sil_score : float
         Score added per word boundary.
+    log_add : bool
+        Merge hypotheses that reach the same state by adding their probabilities (CTC prefix
+        beam search: a transcript scores the sum over its alignments). False keeps only the best
+        alignment's score (Viterbi), flashlight's default; without an LM that search returns the
+        greedy transcript.
 
     Building a decoder with a large LM is slow, so built decoders are cached per settings
     (the files' paths, sizes and modification times included) and shared between instances.
@@ -506,6 +520,7 @@ class BeamSearchDecoder:
         beam_threshold: float = 50.0,
         unk_score: float = float("-inf"),
         sil_score: float = 0.0,
+        log_add: bool = True,
     ):
         if beam_width < 1:
             raise DecoderError(f"beam_width must be at least 1, got {beam_width}")
@@ -522,6 +537,7 @@ class BeamSearchDecoder:
         self.beam_threshold = float(beam_threshold)
         self.unk_score = float(unk_score)
         self.sil_score = float(sil_score)
+        self.log_add = bool(log_add)
         self.tokens = flashlight_tokens(vocab)
 
         device = torch.device(device)
@@ -572,6 +588,7 @@ class BeamSearchDecoder:
             self.word_score,
             self.unk_score,
             self.sil_score,
+            self.log_add,
         )
         return _cached(key, self._make_flashlight)
 
@@ -601,6 +618,7 @@ class BeamSearchDecoder:
                     word_score=self.word_score,
                     unk_score=self.unk_score,
                     sil_score=self.sil_score,
+                    log_add=self.log_add,
                     blank_token=BLANK,
                     sil_token=SIL_TOKEN,
                     unk_word=UNK_WORD,

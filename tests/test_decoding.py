@@ -152,6 +152,18 @@ def test_beam_equals_greedy_on_peaked_posteriors(frames):
     assert best.words == greedy.words
 
 
+def test_beam_sums_alignments_where_greedy_takes_the_best_path():
+    # Two frames of blank 0.4, a 0.3, b 0.29: the best path is two blanks (0.16, text ""), but
+    # "a" has three alignments (a_, _a, aa) worth 0.12 + 0.12 + 0.09 = 0.33.
+    lp = mixed([{"_": 0.4, "a": 0.3, "b": 0.29}] * 2)
+    assert greedy_decode(lp, VOCAB).text == ""
+    summed = BeamSearchDecoder(VOCAB, beam_width=8, nbest=3)(lp)
+    assert summed[0].text == "a"
+    assert summed[0].score == pytest.approx(math.log(0.33), abs=1e-3)
+    viterbi = BeamSearchDecoder(VOCAB, beam_width=8, nbest=3, log_add=False)(lp)
+    assert viterbi[0].text == ""  # flashlight's default scores one alignment: the greedy path
+
+
 def test_nbest_is_sorted_distinct_and_bounded():
     torch.manual_seed(0)
     lp = torch.randn(40, len(VOCAB)).mul(2).log_softmax(-1)
@@ -330,7 +342,9 @@ def test_decode_batch_matches_single_utterances():
     lengths = torch.tensor([lp.shape[0] for lp in lps])
     greedy = decode_batch(batch, lengths, VOCAB)
     assert [h.text for h in greedy] == ["hey", "yo", ""]
-    beam = BeamSearchDecoder(VOCAB, beam_width=8, nbest=2)
+    # Viterbi scoring: with log_add the summed scores of these tied posteriors vary by ~1e-3
+    # from call to call (which tied alternatives survive the beam is not fixed)
+    beam = BeamSearchDecoder(VOCAB, beam_width=8, nbest=2, log_add=False)
     nbests = beam.decode_batch(batch, lengths)
     for lp, nbest, g in zip(lps, nbests, greedy):
         assert nbest[0].text == g.text
@@ -366,7 +380,8 @@ def test_lexicon_output_never_ends_in_a_partial_word(tmp_path):
     words = {"hello", "world", "he", "hell"}
     write_lexicon(sorted(words), lexicon, VOCAB)
     lp = peaked("_h_e_l_l_o_ _w_o_r_")
-    hyps = BeamSearchDecoder(VOCAB, beam_width=4, nbest=5, lexicon=lexicon)(lp)
+    # log_add=False: a path's score is then exactly its own, which the last assertions check
+    hyps = BeamSearchDecoder(VOCAB, beam_width=4, nbest=5, lexicon=lexicon, log_add=False)(lp)
     # Other complete-word readings ("hell") may follow in the n-best, in an order flashlight does
     # not fix; none may end in a partial word.
     assert hyps[0].text == "hello"
@@ -391,7 +406,11 @@ def test_partial_word_dropped_with_lm_scores_like_the_path_returned(lm_files):
     # "the ca...": cut inside "cat". No frame follows the "a", so no path can finish "cat"
     # (a trailing blank frame could emit a low-probability "t" that the LM then rewards).
     lp = peaked("_t_h_e_ _c_a")
-    settings = dict(lexicon=lexicon, lm=arpa, lm_weight=1.0, word_score=0.5, nbest=10)
+    # Viterbi scores (log_add=False): with summed alignments a wide beam's "the" also sums
+    # alignments that a narrow beam pruned, so the two scores would differ by design
+    settings = dict(
+        lexicon=lexicon, lm=arpa, lm_weight=1.0, word_score=0.5, nbest=10, log_add=False
+    )
     narrow = BeamSearchDecoder(VOCAB, beam_width=2, **settings)(lp)
     assert [h.text for h in narrow] == ["the"]
     # a wide beam keeps "the" followed by blanks as a hypothesis that ends on a word boundary:
