@@ -506,8 +506,9 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         torch.set_num_threads(cfg.threads)
     elif world > 1 and not want_cuda:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    precision = resolve_precision(cfg.precision, want_cuda, cpu_has_fast_bf16())
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_fast_bf16():
+    fast_cpu_bf16 = cpu_has_fast_bf16()
+    precision = resolve_precision(cfg.precision, want_cuda, fast_cpu_bf16)
+    if precision == "bf16" and device.type == "cpu" and not fast_cpu_bf16:
         print("train: warning: this CPU has no native bf16 (AVX512-BF16/AMX); bf16 autocast is "
               "emulated and far slower than fp32 here", file=sys.stderr)  # fmt: skip
     autocast = (
