@@ -138,6 +138,8 @@ def _hours(h: float) -> str:
 def training_summary(training: dict) -> str:
     """One readable line from config.json["training"]: steps, time, data, best CER, weights.
 
+    For a fine-tune (``init_from``), the figures are those of its own run, and the line says so.
+
     Written by train/train.py and train/export.py; keys may be missing from other checkpoints
     (a Hub model from elsewhere), so each fact appears only when its key does.
     """
@@ -148,6 +150,11 @@ def training_summary(training: dict) -> str:
             hw = training.get("hardware") if isinstance(training.get("hardware"), dict) else {}
             where = hw.get("gpu") or (f"{hw['cpu_count']} CPU cores" if hw.get("cpu_count") else "")
             run += f" in {_hours(training['elapsed_hours'])}" + (f" on {where}" if where else "")
+        # A fine-tune's own figures are its last stage only: say what it started from.
+        init = training.get("init_from")
+        start = init.get("spec") if isinstance(init, dict) else init
+        if isinstance(start, str) and start:
+            run = f"fine-tuned from {start} for {run} (earlier training: see the model card)"
         facts.append(run)
     hours, utts = training.get("train_hours"), training.get("train_utterances")
     if isinstance(hours, (int, float)):

@@ -285,6 +285,10 @@ def test_training_summary_reads_like_a_sentence(app_module):
     on_gpu = {"steps": 5, "elapsed_hours": 0.5, "hardware": {"gpu": "H100", "cpu_count": 16}}
     assert app_module.training_summary(on_gpu) == "5 steps in 30 min on H100"
     assert app_module.training_summary({}) == ""
+    tuned = {"steps": 5, "init_from": {"spec": "exp/base/avg", "name": "avg"}}
+    assert app_module.training_summary(tuned) == (
+        "fine-tuned from exp/base/avg for 5 steps (earlier training: see the model card)"
+    )
 
 
 def tiny_lm_checkpoint(folder: Path, words: list[str]) -> Path:
