@@ -35,6 +35,7 @@ import numpy as np
 import ds2
 from ds2 import plots
 from ds2.audio import SAMPLE_RATE, iter_blocks
+from ds2.checkpoint import fine_tuned_from
 from ds2.errors import AudioError, CheckpointError, DS2Error
 from ds2.hub import available_models, load_model
 from ds2.subtitles import to_srt, to_vtt
@@ -150,10 +151,8 @@ def training_summary(training: dict) -> str:
             hw = training.get("hardware") if isinstance(training.get("hardware"), dict) else {}
             where = hw.get("gpu") or (f"{hw['cpu_count']} CPU cores" if hw.get("cpu_count") else "")
             run += f" in {_hours(training['elapsed_hours'])}" + (f" on {where}" if where else "")
-        # A fine-tune's own figures are its last stage only: say what it started from.
-        init = training.get("init_from")
-        start = init.get("spec") if isinstance(init, dict) else init
-        if isinstance(start, str) and start:
+        start = fine_tuned_from(training)  # a fine-tune's figures are its own stage only
+        if start:
             run = f"fine-tuned from {start} for {run} (earlier training: see the model card)"
         facts.append(run)
     hours, utts = training.get("train_hours"), training.get("train_utterances")

@@ -147,6 +147,17 @@ def read_config(folder: str | os.PathLike) -> dict:
     return cfg
 
 
+def fine_tuned_from(training: dict) -> str | None:
+    """The checkpoint a run started from (``config["training"]["init_from"]``), or None.
+
+    The trainer writes ``{"spec": ..., "name": ...}``; a bare string is taken as the spec. The
+    run's steps, hours and data in ``training`` are then its own, not the model's whole history.
+    """
+    init = training.get("init_from")
+    spec = init.get("spec") if isinstance(init, dict) else init
+    return spec if isinstance(spec, str) and spec else None
+
+
 def _check_features(cfg: FeatureConfig) -> None:
     """Raise ValueError for feature settings that compute_features cannot honour."""
     from .features import _WINDOWS

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ds2
-from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, save_pretrained
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fine_tuned_from, save_pretrained
 from ds2.errors import CheckpointError
 from ds2.features import FeatureConfig
 from ds2.model import DeepSpeech2, preset
@@ -259,3 +259,11 @@ def test_saved_checkpoint_files_are_readable_by_all(tmp_path):
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         assert (folder / name).stat().st_mode & 0o777 == 0o644, name
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_fine_tuned_from_reads_the_trainers_init_record():
+    assert fine_tuned_from({"init_from": {"spec": "exp/base/avg", "name": "avg"}}) == "exp/base/avg"
+    assert fine_tuned_from({"init_from": "org/model"}) == "org/model"  # a bare spec
+    assert fine_tuned_from({"init_from": None, "steps": 5}) is None  # trained from scratch
+    assert fine_tuned_from({}) is None
+    assert fine_tuned_from({"init_from": {"name": "avg"}}) is None  # no spec: nothing to name

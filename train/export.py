@@ -30,7 +30,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_folder, read_config
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fine_tuned_from, load_folder, read_config
 from ds2.errors import CheckpointError, DS2Error
 from train.plots import audio_hours_seen, read_log
 
@@ -312,9 +312,8 @@ def model_card(
         facts.append(
             ("weights", f"mean of {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
         )
-    init = training.get("init_from")
-    if init:
-        spec = init.get("spec", init) if isinstance(init, dict) else init
+    spec = fine_tuned_from(training)
+    if spec:
         facts.append(("initialised from", f"`{spec}` (fine-tuned: the steps above are its own)"))
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
     history = training.get("valid_history") or []

@@ -102,21 +102,21 @@ if [ -f data/real/real_asterisk_train.jsonl ]; then
   for _ in 1 2 3; do FT+=(data/real/real_asterisk_train_sp/perturbed.jsonl); done
 fi
 
-# finetune FROM_EXP TO_EXP SEED [train.train flags]: the mean of FROM_EXP's last 3 checkpoints
-# (~10 s, re-made so it is never stale) fine-tuned on the mix, lr 3e-4 after 100 warm-up steps,
-# held for 30 % of the run, then a cosine to 3e-5.
+# finetune FROM_EXP TO_EXP SEED LR [train.train flags]: the mean of FROM_EXP's last 3
+# checkpoints (~10 s, re-made so it is never stale) fine-tuned on the mix, peak lr LR after 100
+# warm-up steps, held for 30 % of the run, then a cosine to LR/10.
 finetune() {
-  local from=$1 to=$2 seed=$3
-  shift 3
+  local from=$1 to=$2 seed=$3 lr=$4
+  shift 4
   python -m train.average --exp "$from" --last 3 --out "$from/avg"
   python -m train.train --config train/configs/ds2_small.toml \
     --train "${FT[@]}" --valid data/synth/valid.jsonl --exp "$to" --init-from "$from/avg" \
-    --resume --lr 3e-4 --warmup-steps 100 --hold-fraction 0.3 --min-lr-ratio 0.1 \
+    --resume --lr "$lr" --warmup-steps 100 --hold-fraction 0.3 --min-lr-ratio 0.1 \
     --no-sortagrad --eval-every-steps 250 --seed "$seed" --threads "$THREADS" "$@"
 }
 
 if [ "$FINETUNE" -ge 1 ]; then
-  run_from finetune && finetune "$EXP" "$FT_EXP" "$((1235 + SEED))" "${FT_EXTRA[@]}"
+  run_from finetune && finetune "$EXP" "$FT_EXP" "$((1235 + SEED))" 3e-4 "${FT_EXTRA[@]}"
   EXP=$FT_EXP   # later stages work on the fine-tuned run
 fi
 
@@ -124,7 +124,7 @@ if [ "$FINETUNE" -ge 2 ]; then
   # Round two: lighter SpecAugment (one mask of each kind, half as wide). The regularisation
   # of the main run kept the training loss (0.94, augmented) far above the clean validation
   # loss (0.65): the 3.9 M-parameter model underfits, so it gets more of the signal.
-  run_from finetune2 && finetune "$EXP" "$FT2_EXP" "$((1236 + SEED))" \
+  run_from finetune2 && finetune "$EXP" "$FT2_EXP" "$((1236 + SEED))" 3e-4 \
     --freq-masks 1 --freq-mask-max 15 --time-masks 1 --time-mask-max 20 "${FT2_EXTRA[@]}"
   EXP=$FT2_EXP
 fi
@@ -132,9 +132,9 @@ fi
 if [ "$FINETUNE" -ge 3 ]; then
   # Round three: no SpecAugment at all (the training loss was still 0.83 with the light masks)
   # and a lower peak lr, which disturbed the start less (validation CER 20.0 at step 250
-  # against 21.2 in round two). Later flags win, so these override the function's.
-  run_from finetune3 && finetune "$EXP" "$FT3_EXP" "$((1237 + SEED))" \
-    --no-spec-augment --lr 2e-4 "${FT3_EXTRA[@]}"
+  # against 21.2 in round two).
+  run_from finetune3 && finetune "$EXP" "$FT3_EXP" "$((1237 + SEED))" 2e-4 \
+    --no-spec-augment "${FT3_EXTRA[@]}"
   EXP=$FT3_EXP
 fi
 
