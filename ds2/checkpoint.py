@@ -158,6 +158,59 @@ def fine_tuned_from(training: dict) -> str | None:
     return spec if isinstance(spec, str) and spec else None
 
 
+_STAGE_KEYS = (
+    "steps",
+    "elapsed_hours",
+    "audio_hours_seen",
+    "train_hours",
+    "precision",
+    "best_valid_cer",
+    "averaged_steps",
+)
+
+
+def stage_summary(training: dict) -> dict:
+    """One training run's own figures from its ``training`` record, as a lineage entry.
+
+    Keys: ``init_from`` (the spec it started from, or None) and, where the record has them,
+    steps, elapsed_hours, audio_hours_seen, train_hours, precision, best_valid_cer,
+    averaged_steps, ``lr`` (the peak learning rate) and ``hardware`` (``gpu`` / ``cpu_count``).
+    """
+    out = {k: training[k] for k in _STAGE_KEYS if k in training}
+    out["init_from"] = fine_tuned_from(training)
+    cfg = training.get("config")
+    if isinstance(cfg, dict) and isinstance(cfg.get("lr"), (int, float)):
+        out["lr"] = cfg["lr"]
+    hw = training.get("hardware")
+    if isinstance(hw, dict):
+        out["hardware"] = {k: hw[k] for k in ("gpu", "cpu_count") if hw.get(k)}
+    return out
+
+
+def training_stages(training: dict) -> list[dict]:
+    """Every run that made these weights, oldest first, as :func:`stage_summary` entries.
+
+    A fine-tune's record carries the runs before it under ``earlier_stages`` (the trainer copies
+    them from its ``--init-from`` model); the last entry is the record's own run.
+    """
+    earlier = training.get("earlier_stages")
+    earlier = [s for s in earlier if isinstance(s, dict)] if isinstance(earlier, list) else []
+    return earlier + [stage_summary(training)]
+
+
+def training_totals(training: dict) -> dict:
+    """The sums over :func:`training_stages`: ``stages`` and, where every stage has them,
+    ``steps``, ``elapsed_hours`` and ``audio_hours_seen``. ``complete`` is False when the oldest
+    stage known was itself a fine-tune of a model whose history was not recorded."""
+    stages = training_stages(training)
+    totals: dict = {"stages": len(stages), "complete": stages[0]["init_from"] is None}
+    for key in ("steps", "elapsed_hours", "audio_hours_seen"):
+        values = [s.get(key) for s in stages]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            totals[key] = sum(values)
+    return totals
+
+
 def _check_features(cfg: FeatureConfig) -> None:
     """Raise ValueError for feature settings that compute_features cannot honour."""
     from .features import _WINDOWS

@@ -287,7 +287,20 @@ def test_training_summary_reads_like_a_sentence(app_module):
     assert app_module.training_summary({}) == ""
     tuned = {"steps": 5, "init_from": {"spec": "exp/base/avg", "name": "avg"}}
     assert app_module.training_summary(tuned) == (
-        "fine-tuned from exp/base/avg for 5 steps (earlier training: see the model card)"
+        "fine-tuned from exp/base/avg for 5 steps (its earlier training is not recorded)"
+    )
+    # a fine-tune that carries the runs before it: the line sums them all
+    stages = {**training, "hardware": {"cpu_count": 2}, "init_from": {"spec": "exp/base/avg"},
+              "earlier_stages": [{"steps": 9000, "elapsed_hours": 10.4, "audio_hours_seen": 210.0,
+                                  "init_from": None, "hardware": {"cpu_count": 2}}]}  # fmt: skip
+    assert app_module.training_summary(stages) == (
+        "2 training stages, 11,020 steps in 12.5 h on 2 CPU cores · 259.5 h of audio heard · "
+        "last stage: 2,020 steps on a 98.0 h corpus · best validation CER 32.9% · "
+        "weights: mean of 3 checkpoints"
+    )
+    orphan = {**stages, "earlier_stages": [{"steps": 10, "init_from": "org/foreign"}]}
+    assert app_module.training_summary(orphan).startswith(
+        "2 training stages, 2,030 steps after org/foreign (its own training not recorded) · "
     )
 
 

@@ -10,7 +10,15 @@ import pytest
 import torch
 
 import ds2
-from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fine_tuned_from, save_pretrained
+from ds2.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    fine_tuned_from,
+    save_pretrained,
+    stage_summary,
+    training_stages,
+    training_totals,
+)
 from ds2.errors import CheckpointError
 from ds2.features import FeatureConfig
 from ds2.model import DeepSpeech2, preset
@@ -267,3 +275,38 @@ def test_fine_tuned_from_reads_the_trainers_init_record():
     assert fine_tuned_from({"init_from": None, "steps": 5}) is None  # trained from scratch
     assert fine_tuned_from({}) is None
     assert fine_tuned_from({"init_from": {"name": "avg"}}) is None  # no spec: nothing to name
+
+
+def test_training_stages_and_totals_add_up_a_fine_tunes_history():
+    base = {"steps": 9000, "elapsed_hours": 10.5, "audio_hours_seen": 210.0, "train_hours": 100.0,
+            "precision": "fp32", "config": {"lr": 5e-4}, "init_from": None,
+            "hardware": {"cpu_count": 2, "platform": "Linux", "torch": "2.11"}}  # fmt: skip
+    assert stage_summary(base) == {
+        "steps": 9000, "elapsed_hours": 10.5, "audio_hours_seen": 210.0, "train_hours": 100.0,
+        "precision": "fp32", "init_from": None, "lr": 5e-4, "hardware": {"cpu_count": 2},
+    }  # fmt: skip
+    assert training_stages(base) == [stage_summary(base)]
+    assert training_totals(base) == {"stages": 1, "complete": True, "steps": 9000,
+                                     "elapsed_hours": 10.5, "audio_hours_seen": 210.0}  # fmt: skip
+
+    tune = {"steps": 1400, "elapsed_hours": 1.5, "audio_hours_seen": 30.0, "config": {"lr": 3e-4},
+            "init_from": {"spec": "exp/base/avg", "name": "avg"},
+            "earlier_stages": [stage_summary(base)]}  # fmt: skip
+    stages = training_stages(tune)
+    assert [s["steps"] for s in stages] == [9000, 1400]
+    assert stages[1]["init_from"] == "exp/base/avg" and stages[1]["lr"] == 3e-4
+    totals = training_totals(tune)
+    assert totals["stages"] == 2 and totals["complete"] and totals["steps"] == 10400
+    assert totals["elapsed_hours"] == pytest.approx(12.0)
+    assert totals["audio_hours_seen"] == pytest.approx(240.0)
+
+    # a stage without a figure leaves that sum out rather than under-count it
+    unknown = {**tune, "earlier_stages": [{"steps": 10, "init_from": None}]}
+    assert "elapsed_hours" not in training_totals(unknown)
+    assert training_totals(unknown)["steps"] == 1410
+    # a fine-tune of a model whose history is not recorded is incomplete
+    orphan = {"steps": 5, "init_from": "org/foreign"}
+    assert training_totals(orphan) == {"stages": 1, "complete": False, "steps": 5}
+    # junk in the list is skipped, not fatal
+    assert len(training_stages({**tune, "earlier_stages": ["x", None, stage_summary(base)]})) == 2
+    assert len(training_stages({**tune, "earlier_stages": "x"})) == 1

@@ -269,3 +269,40 @@ def test_card_lists_each_training_manifest_once_with_its_repeats():
     got = _manifest_list(["/d/synth/train.jsonl", "/d/short/train.jsonl", "/d/short/train.jsonl"])
     assert got == "`synth/train.jsonl`, `short/train.jsonl` x2"
     assert _manifest_list([]) == "unknown"
+
+
+def test_card_tables_every_stage_of_a_fine_tune_rebuilt_from_local_folders(tmp_path):
+    """A fine-tune from before the trainer kept lineages: export follows init_from back."""
+
+    def stage(name, parent, steps, hours, seen, lr, precision):
+        return make_tiny_checkpoint(
+            tmp_path / name / "avg",
+            steps=steps,
+            elapsed_hours=hours,
+            audio_hours_seen=seen,
+            train_hours=116.24 if parent else 100.44,
+            precision=precision,
+            config={"lr": lr},
+            init_from={"spec": str(parent), "name": "avg"} if parent else None,
+        )
+
+    base = stage("base", None, 9000, 10.44, 209.77, 5e-4, "fp32")
+    ft1 = stage("ft1", base, 1407, 1.4, 30.28, 3e-4, "fp32")
+    ft2 = stage("ft2", ft1, 2451, 1.55, 52.89, 2e-4, "bf16")
+    out = export(ft2, tmp_path / "shipped")
+    training = load_folder(out).config["training"]
+    assert [s["steps"] for s in training["earlier_stages"]] == [9000, 1407]
+    assert training["earlier_stages"][1]["init_from"] == str(base)
+    text = (out / "README.md").read_text()
+    assert "| 1 | scratch | 9,000 | 10.44 h | 209.77 h | 100.44 h | 0.0005 | fp32 |" in text
+    assert f"| 3 | `{ft1}` | 2,451 | 1.55 h | 52.89 h | 116.24 h | 0.0002 | bf16 |" in text
+    assert "| **all** | | **12,858** | **13.39 h** | **292.94 h** | | | |" in text
+    assert "not recorded here" not in text
+    # a model trained in one run has no stage table
+    assert "trained in stages" not in (export(base, tmp_path / "one") / "README.md").read_text()
+
+    # once the first stage's folder is gone, the chain stops there and the card says so
+    shutil.rmtree(base)
+    text = (export(ft2, tmp_path / "again") / "README.md").read_text()
+    assert f"| 1 | `{base}` | 1,407 |" in text
+    assert f"Stage 1 started from `{base}`, whose training is not recorded" in text

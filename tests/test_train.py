@@ -416,6 +416,32 @@ def test_init_from_with_new_vocab_and_frozen_convs(corpus, tmp_path, tiny_checkp
     assert tuned.config["training"]["init_from"]["spec"] == str(tiny_checkpoint)
 
 
+def test_a_fine_tune_records_the_runs_before_it_across_a_resume(corpus, tmp_path):
+    """--init-from copies the parent's stages into the record; a --resume keeps them."""
+    from ds2.checkpoint import stage_summary, training_totals
+    from tests.utils import make_tiny_checkpoint
+
+    base = {"steps": 900, "elapsed_hours": 2.0, "audio_hours_seen": 40.0, "train_hours": 10.0,
+            "precision": "fp32", "config": {"lr": 1e-3}, "init_from": None}  # fmt: skip
+    parent = make_tiny_checkpoint(tmp_path / "parent", **base)
+    exp = tmp_path / "ft"
+    args = ("--init-from", str(parent), "--max-steps", "4")
+    main(tiny_args(corpus, exp, *args, "--stop-at-step", "2"))
+    main(tiny_args(corpus, exp, *args, "--resume"))
+    training = ds2.load_folder(exp / "checkpoints" / "last").config["training"]
+    assert training["steps"] == 4
+    assert training["earlier_stages"] == [stage_summary(base)]
+    totals = training_totals(training)
+    assert totals["stages"] == 2 and totals["complete"] and totals["steps"] == 904
+
+    # a model with no training record: its history is unknown, and the sums say so
+    blank = make_tiny_checkpoint(tmp_path / "blank")
+    main(tiny_args(corpus, tmp_path / "ft2", "--init-from", str(blank), "--max-steps", "1"))
+    training = ds2.load_folder(tmp_path / "ft2" / "checkpoints" / "last").config["training"]
+    assert training["earlier_stages"] == []
+    assert not training_totals(training)["complete"]
+
+
 def test_lr_schedule_warms_up_holds_and_decays():
     cfg = TrainConfig(lr=1e-3, warmup_steps=100, hold_fraction=0.5, min_lr_ratio=0.1)
     assert lr_at(cfg, 0, 0.0) == pytest.approx(1e-5)

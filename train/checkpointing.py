@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ds2.checkpoint import atomic_write_bytes, save_pretrained
+from ds2.checkpoint import (
+    CONFIG_NAME,
+    atomic_write_bytes,
+    fine_tuned_from,
+    read_config,
+    save_pretrained,
+    training_stages,
+)
 from ds2.errors import CheckpointError
 
 STATE_JSON = "trainer_state.json"
@@ -271,3 +278,28 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ---------------------------------------------------------------------------------------------
+# Lineage: the runs behind a fine-tune
+
+
+def lineage(training: dict, _depth: int = 0) -> list[dict]:
+    """``ds2.checkpoint.training_stages(training)``, rebuilding a missing ``earlier_stages``.
+
+    Records written before the trainer copied lineages lack ``earlier_stages``; for those, the
+    stages are read back through ``init_from`` while it names a local checkpoint folder. Where
+    the chain leaves this machine (a Hub spec, a deleted folder), the oldest stage known keeps
+    its ``init_from`` and ``training_totals`` reports the history as incomplete.
+    """
+    spec = fine_tuned_from(training)
+    if "earlier_stages" not in training and spec and _depth < 64:
+        parent = Path(spec)
+        if (parent / CONFIG_NAME).is_file():
+            try:
+                parent_training = read_config(parent).get("training")
+            except CheckpointError:
+                parent_training = None
+            if isinstance(parent_training, dict):
+                training = {**training, "earlier_stages": lineage(parent_training, _depth + 1)}
+    return training_stages(training)

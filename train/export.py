@@ -30,8 +30,17 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, fine_tuned_from, load_folder, read_config
+from ds2.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    fine_tuned_from,
+    load_folder,
+    read_config,
+    training_stages,
+    training_totals,
+)
 from ds2.errors import CheckpointError, DS2Error
+from train.checkpointing import lineage
 from train.plots import audio_hours_seen, read_log
 
 LICENSE = "mit"
@@ -178,6 +187,45 @@ def _hardware(hw) -> str:
     return ", ".join(parts) or "unknown"
 
 
+def _stages_section(training: dict) -> list[str]:
+    """A table of every run behind a fine-tuned model, with their sums; nothing for one run."""
+    stages = training_stages(training)
+    if len(stages) < 2:
+        return []
+
+    def cell(value, fmt="{}"):
+        return fmt.format(value) if value is not None else "?"
+
+    lines = [
+        "",
+        "The weights were trained in stages, each starting from the one before:",
+        "",
+        "| stage | started from | steps | time | audio seen | corpus | peak lr | precision |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for i, s in enumerate(stages, 1):
+        start = f"`{s['init_from']}`" if s.get("init_from") else "scratch"
+        lines.append(
+            f"| {i} | {start} "
+            f"| {cell(s.get('steps'), '{:,}')} | {_fmt_hours(s.get('elapsed_hours'))} "
+            f"| {_fmt_hours(s.get('audio_hours_seen'))} | {_fmt_hours(s.get('train_hours'))} "
+            f"| {cell(s.get('lr'), '{:g}')} | {cell(s.get('precision'))} |"
+        )
+    t = training_totals(training)
+    lines.append(
+        f"| **all** | | **{cell(t.get('steps'), '{:,}')}** "
+        f"| **{_fmt_hours(t.get('elapsed_hours'))}** "
+        f"| **{_fmt_hours(t.get('audio_hours_seen'))}** | | | |"
+    )
+    if not t["complete"]:
+        lines += [
+            "",
+            f"Stage 1 started from `{stages[0]['init_from']}`, whose training is not recorded "
+            "here; the sums cover the stages above only.",
+        ]
+    return lines
+
+
 def _card_data(name: str, results: dict | None, license: str):
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -316,6 +364,7 @@ def model_card(
     if spec:
         facts.append(("initialised from", f"`{spec}` (fine-tuned: the steps above are its own)"))
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
+    lines += _stages_section(training)
     history = training.get("valid_history") or []
     if history:
         lines += [
@@ -497,6 +546,8 @@ def export(
         events = read_log(log_path) if log_path else []
         training = _with_audio_seen(src_cfg.get("training") or {}, events)
         training = _with_valid_history(training, events)
+        if "earlier_stages" not in training:  # a run from before the trainer kept lineages
+            training = {**training, "earlier_stages": lineage(training)[:-1]}
         cfg["training"] = {**training, "exported_weights": weights["dtype"]}
 
         lm_stats: dict = {}

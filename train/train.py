@@ -542,6 +542,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
     }
     resume_from = ckpt.resolve_resume_folder(ckpt_dir / "last") if resume else None
     init_info = None
+    earlier_stages: list[dict] = []  # the runs behind an --init-from model, oldest first
     if resume_from is not None:
         loaded = load_folder(resume_from)
         model, feature_cfg, vocab = loaded.model, loaded.feature_config, loaded.vocab
@@ -550,11 +551,18 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         if "audio_seconds" not in meta:  # a checkpoint from before the counter: estimate it
             state["audio_seconds"] = 3600 * (audio_hours_seen(read_log(exp / "log.jsonl")) or 0.0)
         init_info = meta.get("init_from")
+        if "earlier_stages" in meta:
+            earlier_stages = meta["earlier_stages"]
+        elif init_info:  # a run from before lineages were kept: read them from its init folder
+            earlier_stages = ckpt.lineage({"init_from": init_info})[:-1]
         say(f"resuming from {resume_from} at step {state['step']} (epoch {state['epoch']})")
     elif cfg.init_from:
         loaded = load_init(cfg.init_from)
         model, feature_cfg, vocab = loaded.model, loaded.feature_config, loaded.vocab
         init_info = {"spec": cfg.init_from, "name": loaded.name}
+        init_training = loaded.config.get("training")
+        if isinstance(init_training, dict) and init_training:  # {}: its history is unknown
+            earlier_stages = ckpt.lineage(init_training)
         if cfg.new_vocab:
             new_vocab = make_vocab(cfg.vocab)
             model, vocab = replace_head(model, vocab, new_vocab), new_vocab
@@ -699,6 +707,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             "best_valid_cer": state["best_cer"],
             "best_step": state["best_step"],
             "init_from": init_info,
+            "earlier_stages": earlier_stages,
         }
 
     def save(reason: str) -> None:
@@ -708,7 +717,12 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         copies = []
         if cfg.save_every_steps and step and step % cfg.save_every_steps == 0:
             copies.append(ckpt_dir / f"step-{step}")
-        trainer_state = {**state, "config": asdict(cfg), "init_from": init_info}
+        trainer_state = {
+            **state,
+            "config": asdict(cfg),
+            "init_from": init_info,
+            "earlier_stages": earlier_stages,
+        }
         ckpt.save_checkpoint(
             ckpt_dir / "last",
             raw_model,
