@@ -546,8 +546,8 @@ def export(
         events = read_log(log_path) if log_path else []
         training = _with_audio_seen(src_cfg.get("training") or {}, events)
         training = _with_valid_history(training, events)
-        if "earlier_stages" not in training:  # a run from before the trainer kept lineages
-            training = {**training, "earlier_stages": lineage(training)[:-1]}
+        # the runs before this one; rebuilt for a run from before the trainer kept lineages
+        training = {**training, "earlier_stages": lineage(training)[:-1]}
         cfg["training"] = {**training, "exported_weights": weights["dtype"]}
 
         lm_stats: dict = {}

@@ -551,10 +551,9 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         if "audio_seconds" not in meta:  # a checkpoint from before the counter: estimate it
             state["audio_seconds"] = 3600 * (audio_hours_seen(read_log(exp / "log.jsonl")) or 0.0)
         init_info = meta.get("init_from")
-        if "earlier_stages" in meta:
-            earlier_stages = meta["earlier_stages"]
-        elif init_info:  # a run from before lineages were kept: read them from its init folder
-            earlier_stages = ckpt.lineage({"init_from": init_info})[:-1]
+        # the runs before this one, as the checkpoint's record lists them (rebuilt from the
+        # init folder for a run from before lineages were kept)
+        earlier_stages = ckpt.lineage(loaded.config.get("training") or {})[:-1]
         say(f"resuming from {resume_from} at step {state['step']} (epoch {state['epoch']})")
     elif cfg.init_from:
         loaded = load_init(cfg.init_from)
@@ -717,12 +716,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         copies = []
         if cfg.save_every_steps and step and step % cfg.save_every_steps == 0:
             copies.append(ckpt_dir / f"step-{step}")
-        trainer_state = {
-            **state,
-            "config": asdict(cfg),
-            "init_from": init_info,
-            "earlier_stages": earlier_stages,
-        }
+        trainer_state = {**state, "config": asdict(cfg), "init_from": init_info}
         ckpt.save_checkpoint(
             ckpt_dir / "last",
             raw_model,
