@@ -35,7 +35,13 @@ import numpy as np
 import ds2
 from ds2 import plots
 from ds2.audio import SAMPLE_RATE, iter_blocks
-from ds2.checkpoint import fine_tuned_from, training_stages, training_totals
+from ds2.checkpoint import (
+    fine_tuned_from,
+    hardware_label,
+    is_number,
+    training_stages,
+    training_totals,
+)
 from ds2.errors import AudioError, CheckpointError, DS2Error
 from ds2.hub import available_models, load_model
 from ds2.subtitles import to_srt, to_vtt
@@ -136,15 +142,6 @@ def _hours(h: float) -> str:
     return f"{h:.1f} h" if h >= 1 else f"{60 * h:.0f} min"
 
 
-def _where(hw) -> str:
-    hw = hw if isinstance(hw, dict) else {}
-    return hw.get("gpu") or (f"{hw['cpu_count']} CPU cores" if hw.get("cpu_count") else "")
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def training_summary(training: dict) -> str:
     """One readable line from config.json["training"]: steps, time, data, best CER, weights.
 
@@ -163,7 +160,7 @@ def training_summary(training: dict) -> str:
         if "steps" in totals:
             run += f", {totals['steps']:,} steps"
         if "elapsed_hours" in totals:
-            places = {_where(s.get("hardware")) for s in stages}
+            places = {hardware_label(s.get("hardware")) for s in stages}
             where = places.pop() if len(places) == 1 else ""
             run += f" in {_hours(totals['elapsed_hours'])}" + (f" on {where}" if where else "")
         if not totals["complete"]:
@@ -171,28 +168,28 @@ def training_summary(training: dict) -> str:
         facts.append(run)
         if "audio_hours_seen" in totals:
             facts.append(f"{_hours(totals['audio_hours_seen'])} of audio heard")
-        if _number(training.get("steps")):
+        if is_number(training.get("steps")):
             last = f"last stage: {training['steps']:,} steps"
-            if _number(training.get("train_hours")):
+            if is_number(training.get("train_hours")):
                 last += f" on a {_hours(training['train_hours'])} corpus"
             facts.append(last)
     elif isinstance(training.get("steps"), int):
         run = f"{training['steps']:,} steps"
-        if _number(training.get("elapsed_hours")):
-            where = _where(training.get("hardware"))
+        if is_number(training.get("elapsed_hours")):
+            where = hardware_label(training.get("hardware"))
             run += f" in {_hours(training['elapsed_hours'])}" + (f" on {where}" if where else "")
         start = fine_tuned_from(training)
         if start:
             run = f"fine-tuned from {start} for {run} (its earlier training is not recorded)"
         facts.append(run)
     hours, utts = training.get("train_hours"), training.get("train_utterances")
-    if _number(hours) and len(stages) == 1:
+    if is_number(hours) and len(stages) == 1:
         data = f"{_hours(hours)} corpus" + (f" ({utts:,} clips)" if isinstance(utts, int) else "")
         seen = training.get("audio_hours_seen")
-        if _number(seen):
+        if is_number(seen):
             data = f"{_hours(seen)} of audio heard from a {data}"
         facts.append(data)
-    if _number(training.get("best_valid_cer")):
+    if is_number(training.get("best_valid_cer")):
         facts.append(f"best validation CER {100 * training['best_valid_cer']:.1f}%")
     if training.get("averaged_steps"):
         facts.append(f"weights: mean of {len(training['averaged_steps'])} checkpoints")

@@ -158,6 +158,27 @@ def fine_tuned_from(training: dict) -> str | None:
     return spec if isinstance(spec, str) and spec else None
 
 
+def is_number(x) -> bool:
+    """True for an int or float that is not a bool (JSON records may hold either)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def hardware_label(hw, full: bool = False) -> str:
+    """Where a run trained, from its ``training["hardware"]`` record: the GPU, else "N CPU cores".
+
+    ``full`` adds the CPU count beside a GPU, the platform and the torch version, and says
+    "unknown" rather than "" when nothing is recorded.
+    """
+    if not isinstance(hw, dict):
+        return (str(hw) if hw else "unknown") if full else ""
+    cores = f"{hw['cpu_count']} CPU cores" if hw.get("cpu_count") else ""
+    if not full:
+        return hw.get("gpu") or cores
+    torch_version = f"torch {hw['torch']}" if hw.get("torch") else ""
+    parts = [hw.get("gpu"), cores, hw.get("platform"), torch_version]
+    return ", ".join(p for p in parts if p) or "unknown"
+
+
 _STAGE_KEYS = (
     "steps",
     "elapsed_hours",
@@ -206,7 +227,7 @@ def training_totals(training: dict) -> dict:
     totals: dict = {"stages": len(stages), "complete": stages[0]["init_from"] is None}
     for key in ("steps", "elapsed_hours", "audio_hours_seen"):
         values = [s.get(key) for s in stages]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        if all(is_number(v) for v in values):
             totals[key] = sum(values)
     return totals
 

@@ -14,6 +14,8 @@ from ds2.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     fine_tuned_from,
+    hardware_label,
+    is_number,
     save_pretrained,
     stage_summary,
     training_stages,
@@ -310,3 +312,20 @@ def test_training_stages_and_totals_add_up_a_fine_tunes_history():
     # junk in the list is skipped, not fatal
     assert len(training_stages({**tune, "earlier_stages": ["x", None, stage_summary(base)]})) == 2
     assert len(training_stages({**tune, "earlier_stages": "x"})) == 1
+
+
+def test_hardware_label_names_the_gpu_or_the_cores():
+    h100 = {"gpu": "NVIDIA H100", "cpu_count": 16, "platform": "Linux", "torch": "2.11.0"}
+    assert hardware_label(h100) == "NVIDIA H100"
+    assert hardware_label({"cpu_count": 2}) == "2 CPU cores"
+    assert hardware_label(h100, full=True) == "NVIDIA H100, 16 CPU cores, Linux, torch 2.11.0"
+    # nothing recorded: empty for a line that leaves it out, "unknown" for a card's table
+    for missing in (None, {}, "", {"platform": None}):
+        assert hardware_label(missing) == ""
+    assert hardware_label(None, full=True) == hardware_label({}, full=True) == "unknown"
+    assert hardware_label("a laptop", full=True) == "a laptop"
+
+
+def test_is_number_takes_ints_and_floats_but_not_bools():
+    assert is_number(3) and is_number(0.5) and is_number(0)
+    assert not any(is_number(x) for x in (True, False, None, "3", [1]))

@@ -34,6 +34,7 @@ from ds2.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     fine_tuned_from,
+    hardware_label,
     load_folder,
     read_config,
     training_stages,
@@ -170,21 +171,6 @@ def _fmt_hours(h) -> str:
     if h is None:
         return "unknown"
     return f"{h:.2f} h" if h >= 1 else f"{60 * h:.0f} min"
-
-
-def _hardware(hw) -> str:
-    if not isinstance(hw, dict):
-        return str(hw) if hw else "unknown"
-    parts = []
-    if hw.get("gpu"):
-        parts.append(hw["gpu"])
-    if hw.get("cpu_count"):
-        parts.append(f"{hw['cpu_count']} CPU cores")
-    if hw.get("platform"):
-        parts.append(hw["platform"])
-    if hw.get("torch"):
-        parts.append(f"torch {hw['torch']}")
-    return ", ".join(parts) or "unknown"
 
 
 def _stages_section(training: dict) -> list[str]:
@@ -343,7 +329,7 @@ def model_card(
         ),
         ("epochs", training.get("epochs", "unknown")),
         ("training time", _fmt_hours(training.get("elapsed_hours"))),
-        ("hardware", _hardware(training.get("hardware"))),
+        ("hardware", hardware_label(training.get("hardware"), full=True)),
         ("precision", training.get("precision", "unknown")),
     ]
     if training.get("world_size", 1) and training.get("world_size", 1) > 1:
