@@ -195,12 +195,15 @@ def stage_summary(training: dict) -> dict:
 
     Keys: ``init_from`` (the spec it started from, or None) and, where the record has them,
     steps, elapsed_hours, audio_hours_seen, train_hours, precision, best_valid_cer,
-    averaged_steps, ``lr`` (the peak learning rate) and ``hardware`` (``gpu`` / ``cpu_count``).
+    averaged_steps, ``lr`` (the peak learning rate: ``peak_lr``, else the configured one) and
+    ``hardware`` (``gpu`` / ``cpu_count``).
     """
     out = {k: training[k] for k in _STAGE_KEYS if k in training}
     out["init_from"] = fine_tuned_from(training)
     cfg = training.get("config")
-    if isinstance(cfg, dict) and isinstance(cfg.get("lr"), (int, float)):
+    if is_number(training.get("peak_lr")):  # the highest applied, whatever the last --lr was
+        out["lr"] = training["peak_lr"]
+    elif isinstance(cfg, dict) and is_number(cfg.get("lr")):  # a record from before peak_lr
         out["lr"] = cfg["lr"]
     hw = training.get("hardware")
     if isinstance(hw, dict):

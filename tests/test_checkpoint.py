@@ -288,6 +288,8 @@ def test_training_stages_and_totals_add_up_a_fine_tunes_history():
         "precision": "fp32", "init_from": None, "lr": 5e-4, "hardware": {"cpu_count": 2},
     }  # fmt: skip
     assert training_stages(base) == [stage_summary(base)]
+    # a run restarted at a lower --lr keeps the peak it reached before
+    assert stage_summary({**base, "peak_lr": 1e-3})["lr"] == 1e-3
     assert training_totals(base) == {"stages": 1, "complete": True, "steps": 9000,
                                      "elapsed_hours": 10.5, "audio_hours_seen": 210.0}  # fmt: skip
 

@@ -181,6 +181,30 @@ def test_resume_continues_exactly(corpus, tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+def test_peak_lr_survives_a_restart_at_a_lower_lr(corpus, tmp_path):
+    """The record's peak_lr is the highest lr applied over every resume, not the last --lr; a
+    checkpoint from before the trainer kept it gets it from the run's log."""
+    from ds2.checkpoint import stage_summary
+
+    exp = tmp_path / "exp"
+    main(tiny_args(corpus, exp, "--lr", "2e-3", "--stop-at-step", "3"))
+    last = exp / "checkpoints" / "last"
+    first = ckpt.load_trainer_state(last)[0]["peak_lr"]
+    assert first == pytest.approx(2e-3)  # warm-up is 2 steps: step 1 ran at the peak
+    main(tiny_args(corpus, exp, "--resume", "--lr", "5e-4", "--stop-at-step", "4"))
+    training = ds2.load_folder(last).config["training"]
+    assert training["config"]["lr"] == 5e-4 and training["peak_lr"] == first
+    assert stage_summary(training)["lr"] == first
+
+    meta_file = last / ckpt.STATE_JSON  # an old checkpoint: no peak_lr in its trainer state
+    meta = json.loads(meta_file.read_text())
+    del meta["peak_lr"]
+    meta_file.write_text(json.dumps(meta))
+    main(tiny_args(corpus, exp, "--resume", "--lr", "5e-4"))
+    training = ds2.load_folder(last).config["training"]
+    assert training["steps"] == 6 and training["peak_lr"] == pytest.approx(2e-3)
+
+
 def test_resume_keeps_saved_schedule_over_preset(corpus, tmp_path, capsys):
     """An extended --max-steps is saved: a later --resume with the original preset keeps it."""
     exp = tmp_path / "exp"

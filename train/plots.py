@@ -44,6 +44,13 @@ def audio_hours_seen(events: list[dict]) -> float | None:
     return total / 3600 if seen else None
 
 
+def peak_lr(events: list[dict]) -> float | None:
+    """The highest learning rate the run's ``train`` events logged; None when none logged one."""
+    lrs = [e.get("lr") for e in events if e.get("event") == "train"]
+    lrs = [lr for lr in lrs if isinstance(lr, (int, float))]
+    return max(lrs) if lrs else None
+
+
 def _smooth(values: list[float]) -> list[float]:
     """Centred moving average over ~1/15 of the run (no lag, unlike an EMA), edges shrunk."""
     half = len(values) // 30

@@ -59,7 +59,7 @@ from train.data import (
     prepare_utterances,
     read_manifests,
 )
-from train.plots import audio_hours_seen, plot_losses, read_log
+from train.plots import audio_hours_seen, peak_lr, plot_losses, read_log
 
 
 def _knob(default, help: str, **kw):
@@ -539,6 +539,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         "best_step": None,
         "skipped_steps": 0,
         "audio_seconds": 0.0,  # unpadded training audio gone through, all ranks together
+        "peak_lr": 0.0,  # the highest lr applied, over every resume (a restart may lower --lr)
     }
     resume_from = ckpt.resolve_resume_folder(ckpt_dir / "last") if resume else None
     init_info = None
@@ -550,6 +551,8 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         state.update({k: meta[k] for k in state if k in meta})
         if "audio_seconds" not in meta:  # a checkpoint from before the counter: estimate it
             state["audio_seconds"] = 3600 * (audio_hours_seen(read_log(exp / "log.jsonl")) or 0.0)
+        if "peak_lr" not in meta:  # likewise for the peak learning rate
+            state["peak_lr"] = peak_lr(read_log(exp / "log.jsonl")) or 0.0
         init_info = meta.get("init_from")
         # the runs before this one, as the checkpoint's record lists them (rebuilt from the
         # init folder for a run from before lineages were kept)
@@ -703,6 +706,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             "precision": precision,
             "world_size": world,
             "hardware": hardware(),
+            "peak_lr": state["peak_lr"] or None,
             "best_valid_cer": state["best_cer"],
             "best_step": state["best_step"],
             "init_from": init_info,
@@ -820,6 +824,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
                     continue
                 trained += 1
                 lr = lr_at(cfg, state["step"], progress())
+                state["peak_lr"] = max(state["peak_lr"], lr)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 with autocast:
