@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_small_synth.sh            # everything, resumable at every stage
-#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|finetune3|finetune4|finetune5|average|tune|export)
+#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|finetune3|finetune4|finetune5|finetune6|average|tune|export)
 #
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
@@ -32,11 +32,11 @@
 #           1.55-h budget, --max-hours 1.55) at 2.3-2.5 s per step in bf16 on an AMX host.
 #   finetune3  a third round from the second's mean: the same mix, no SpecAugment at all and a
 #           lower peak lr (2e-4), 2403 steps (FT3_ARGS; the shipped one ran on a 1.55-h budget).
-#   finetune4  a fourth round from the third's mean: the same again at peak lr 1e-4, 2913
-#           steps (FT4_ARGS; the shipped one ran on a 1.75-h budget).
-#   finetune5  a fifth round from the fourth's mean: the same again, 3727 steps (FT5_ARGS; the
-#           shipped one ran on a 2.5-h budget, split over two sessions by --resume).
-#           FINETUNE=4, 3, 2 or 1 stops after that round, FINETUNE=0 exports the main run.
+#   finetune4, finetune5, finetune6  rounds four to six, each from the one before's mean: the
+#           same again at peak lr 1e-4, 2913, 3727 and 3298 steps (FT4_ARGS, FT5_ARGS, FT6_ARGS;
+#           the shipped ones ran on 1.75-, 2.5- and 2.5-h budgets, the last two split over two
+#           sessions by --resume). FINETUNE=7 FT7_ARGS="--max-hours 2.5" adds a seventh.
+#           FINETUNE=5, 4, 3, 2 or 1 stops after that round, FINETUNE=0 exports the main run.
 #   precision  bf16 autocast where the CPU has AVX512-BF16/AMX (35 audio-s/s on 2 threads against
 #           22 in fp32), fp32 elsewhere (the main run and the first fine-tune ran in fp32 on AVX2).
 set -euo pipefail
@@ -52,19 +52,23 @@ THREADS=${THREADS:-$(nproc)}
 NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
 REAL_REPEAT=${REAL_REPEAT:-0}            # copies of real_asterisk_train.jsonl mixed into training
-FINETUNE=${FINETUNE:-5}                  # rounds of fine-tuning on short and real speech (0-5)
+FINETUNE=${FINETUNE:-6}                  # rounds of fine-tuning on short and real speech (0-6)
 FT_EXP=${FT_EXP:-exp/ds2_small_ft}
 read -r -a FT_EXTRA <<< "${FT_ARGS:---max-steps 1407}"   # the fine-tune's length
 FT2_EXP=${FT2_EXP:-exp/ds2_small_ft2}    # the second round (FINETUNE=2)
 read -r -a FT2_EXTRA <<< "${FT2_ARGS:---max-steps 2451}"
 FT3_EXP=${FT3_EXP:-exp/ds2_small_ft3}    # the third round (FINETUNE=3)
 read -r -a FT3_EXTRA <<< "${FT3_ARGS:---max-steps 2403}"
-FT4_EXP=${FT4_EXP:-exp/ds2_small_ft4}    # the fourth round (FINETUNE=4)
-read -r -a FT4_EXTRA <<< "${FT4_ARGS:---max-steps 2913}"
-FT5_EXP=${FT5_EXP:-exp/ds2_small_ft5}    # the fifth round (FINETUNE=5; the shipped model)
-read -r -a FT5_EXTRA <<< "${FT5_ARGS:---max-steps 3727}"
-
-stages=(data lm train finetune finetune2 finetune3 finetune4 finetune5 average tune export)
+# Rounds four on: round three's recipe at peak lr 1e-4, each from the one before's mean, in
+# exp/ds2_small_ftN (FTn_EXP) for ROUND_STEPS[n] steps (FTn_ARGS replaces --max-steps N).
+ROUND_STEPS=([4]=2913 [5]=3727 [6]=3298)
+stages=(data lm train finetune finetune2 finetune3)
+for ((n = 4; n <= (FINETUNE > 6 ? FINETUNE : 6); n++)); do stages+=("finetune$n"); done
+stages+=(average tune export)
+if [[ " ${stages[*]} " != *" $STAGE "* ]]; then
+  echo "STAGE=$STAGE is not one of: ${stages[*]}" >&2
+  exit 1
+fi
 run_from() { local s; for s in "${stages[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
 
 if run_from data; then
@@ -146,21 +150,21 @@ if [ "$FINETUNE" -ge 3 ]; then
   EXP=$FT3_EXP
 fi
 
-if [ "$FINETUNE" -ge 4 ]; then
-  # Round four: the same again at half the peak lr; validation CER was still falling slowly
-  # (19.1 at the end of round three, 18.4 at the end of round four).
-  run_from finetune4 && finetune "$EXP" "$FT4_EXP" "$((1238 + SEED))" 1e-4 \
-    --no-spec-augment "${FT4_EXTRA[@]}"
-  EXP=$FT4_EXP
-fi
-
-if [ "$FINETUNE" -ge 5 ]; then
-  # Round five: round four's recipe on a longer clock (18.42 -> 18.04 at the end, 17.98 best);
-  # the gain per round has shrunk to a few tenths of a point.
-  run_from finetune5 && finetune "$EXP" "$FT5_EXP" "$((1239 + SEED))" 1e-4 \
-    --no-spec-augment "${FT5_EXTRA[@]}"
-  EXP=$FT5_EXP
-fi
+# Rounds four to six: the same again at half the peak lr, each from the one before's mean;
+# validation CER was still falling slowly at 1e-4 (19.08 at the end of round three, then 18.42,
+# 18.04 and 17.72 at the ends of rounds four, five and six): a few tenths of a point a round.
+for ((n = 4; n <= FINETUNE; n++)); do
+  exp_var=FT${n}_EXP args_var=FT${n}_ARGS
+  round_exp=${!exp_var:-exp/ds2_small_ft$n}
+  if [ -z "${!args_var:-}${ROUND_STEPS[$n]:-}" ]; then
+    echo "round $n has no length: give it one, e.g. FT${n}_ARGS=\"--max-hours 2.5\"" >&2
+    exit 1
+  fi
+  read -r -a round_extra <<< "${!args_var:---max-steps ${ROUND_STEPS[$n]}}"
+  run_from "finetune$n" && finetune "$EXP" "$round_exp" "$((1234 + n + SEED))" 1e-4 \
+    --no-spec-augment "${round_extra[@]}"
+  EXP=$round_exp
+done
 
 if run_from average; then
   # The mean of the last 3 kept checkpoints (250 steps apart): smoother than any one of them
