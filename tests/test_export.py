@@ -117,6 +117,18 @@ def test_model_card_states_the_facts(experiment, tmp_path):
         assert fact in text, fact
 
 
+def test_peak_lr_is_read_from_the_run_log_when_missing(experiment, tmp_path):
+    """A checkpoint from before the trainer kept peak_lr gets the highest lr its log shows up to
+    its own step (4321), so the stage table does not show a later, lower --lr."""
+    ckpt, _ = experiment
+    events = [{"event": "train", "step": 100, "lr": 1e-3},
+              {"event": "train", "step": 4000, "lr": 5e-4},
+              {"event": "train", "step": 5000, "lr": 2e-3}]  # fmt: skip  # past the checkpoint
+    (ckpt.parent.parent / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    training = load_folder(export(ckpt, tmp_path / "ds2-tiny")).config["training"]
+    assert training["peak_lr"] == 1e-3
+
+
 def test_audio_seen_is_estimated_from_the_run_log_when_missing(experiment, tmp_path):
     """Checkpoints from before the trainer counted audio get it from EXP/log.jsonl."""
     ckpt, _ = experiment
@@ -130,6 +142,7 @@ def test_audio_seen_is_estimated_from_the_run_log_when_missing(experiment, tmp_p
     assert training["audio_hours_seen"] == round(2000 / 3600, 2)
     assert training["audio_hours_seen_estimated"] is True
     assert training["epochs"] == round(2000 / 3600 / 12.25, 3)  # not the trainer's 7.5
+    assert "peak_lr" not in training  # these events logged no lr: nothing to fill
     assert "34 min (estimated from the log)" in (out / "README.md").read_text()
     log.unlink()  # no log, no estimate: the trainer's figures stay
     training = load_folder(export(ckpt, tmp_path / "b")).config["training"]

@@ -35,6 +35,7 @@ from ds2.checkpoint import (
     WEIGHTS_NAME,
     fine_tuned_from,
     hardware_label,
+    is_number,
     load_folder,
     read_config,
     training_stages,
@@ -42,7 +43,7 @@ from ds2.checkpoint import (
 )
 from ds2.errors import CheckpointError, DS2Error
 from train.checkpointing import lineage
-from train.plots import audio_hours_seen, read_log
+from train.plots import audio_hours_seen, peak_lr, read_log
 
 LICENSE = "mit"
 LOSS_PNG = "loss.png"
@@ -117,6 +118,15 @@ def _with_audio_seen(training: dict, events: list[dict]) -> dict:
     if training.get("train_hours"):
         out["epochs"] = round(seen / training["train_hours"], 3)
     return out
+
+
+def _with_peak_lr(training: dict, events: list[dict]) -> dict:
+    """Fill ``peak_lr`` for checkpoints from before the trainer kept it, from the run's log
+    ``events`` up to the checkpoint's step (the stage table would show the last --lr)."""
+    if is_number(training.get("peak_lr")):
+        return training
+    peak = peak_lr(events, upto=training.get("steps"))
+    return {**training, "peak_lr": peak} if peak else training
 
 
 def _with_valid_history(training: dict, events: list[dict], every: int = 500) -> dict:
@@ -531,6 +541,7 @@ def export(
         log_path = _find_in_run(checkpoint, "log.jsonl")  # the run's log, read once
         events = read_log(log_path) if log_path else []
         training = _with_audio_seen(src_cfg.get("training") or {}, events)
+        training = _with_peak_lr(training, events)
         training = _with_valid_history(training, events)
         # the runs before this one; rebuilt for a run from before the trainer kept lineages
         training = {**training, "earlier_stages": lineage(training)[:-1]}

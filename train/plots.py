@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from ds2.checkpoint import is_number
+
 
 def read_log(path: str | os.PathLike) -> list[dict]:
     """Events of a ``log.jsonl``; a half-written last line (a run killed mid-write) is skipped."""
@@ -44,10 +46,15 @@ def audio_hours_seen(events: list[dict]) -> float | None:
     return total / 3600 if seen else None
 
 
-def peak_lr(events: list[dict]) -> float | None:
-    """The highest learning rate the run's ``train`` events logged; None when none logged one."""
-    lrs = [e.get("lr") for e in events if e.get("event") == "train"]
-    lrs = [lr for lr in lrs if isinstance(lr, (int, float))]
+def peak_lr(events: list[dict], upto: int | None = None) -> float | None:
+    """The highest learning rate the run's ``train`` events logged (up to step ``upto``, when
+    given); None when none logged one."""
+    lrs = [
+        e.get("lr")
+        for e in events
+        if e.get("event") == "train" and (upto is None or e.get("step", 0) <= upto)
+    ]
+    lrs = [lr for lr in lrs if is_number(lr)]
     return max(lrs) if lrs else None
 
 

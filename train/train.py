@@ -549,10 +549,13 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         model, feature_cfg, vocab = loaded.model, loaded.feature_config, loaded.vocab
         meta, tensors = ckpt.load_trainer_state(resume_from)
         state.update({k: meta[k] for k in state if k in meta})
-        if "audio_seconds" not in meta:  # a checkpoint from before the counter: estimate it
-            state["audio_seconds"] = 3600 * (audio_hours_seen(read_log(exp / "log.jsonl")) or 0.0)
-        if "peak_lr" not in meta:  # likewise for the peak learning rate
-            state["peak_lr"] = peak_lr(read_log(exp / "log.jsonl")) or 0.0
+        if "audio_seconds" not in meta or "peak_lr" not in meta:
+            # a checkpoint from before the trainer counted them: estimate from the run's log
+            events = read_log(exp / "log.jsonl")
+            if "audio_seconds" not in meta:
+                state["audio_seconds"] = 3600 * (audio_hours_seen(events) or 0.0)
+            if "peak_lr" not in meta:
+                state["peak_lr"] = peak_lr(events) or 0.0
         init_info = meta.get("init_from")
         # the runs before this one, as the checkpoint's record lists them (rebuilt from the
         # init folder for a run from before lineages were kept)
