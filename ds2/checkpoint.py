@@ -222,11 +222,12 @@ def training_stages(training: dict) -> list[dict]:
     return earlier + [stage_summary(training)]
 
 
-def training_totals(training: dict) -> dict:
+def training_totals(training: dict, stages: list[dict] | None = None) -> dict:
     """The sums over :func:`training_stages`: ``stages`` and, where every stage has them,
     ``steps``, ``elapsed_hours`` and ``audio_hours_seen``. ``complete`` is False when the oldest
-    stage known was itself a fine-tune of a model whose history was not recorded."""
-    stages = training_stages(training)
+    stage known was itself a fine-tune of a model whose history was not recorded. ``stages``:
+    ``training_stages(training)``, if the caller has it already."""
+    stages = training_stages(training) if stages is None else stages
     totals: dict = {"stages": len(stages), "complete": stages[0]["init_from"] is None}
     for key in ("steps", "elapsed_hours", "audio_hours_seen"):
         values = [s.get(key) for s in stages]

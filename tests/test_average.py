@@ -83,3 +83,35 @@ def test_cli(tmp_path, capsys):
         main(["--out", str(tmp_path / "x")])
     with pytest.raises(SystemExit, match="not a ds2 checkpoint"):
         main([str(tmp_path), "--out", str(tmp_path / "y")])
+
+
+def _round(folder, step, seed, parent):
+    """A checkpoint of a fine-tuning round: its own seed and starting model."""
+    return make_tiny_checkpoint(
+        folder, seed=step, steps=step, config={"seed": seed}, init_from={"spec": parent}
+    )
+
+
+def test_checkpoints_of_two_runs_need_mixed(tmp_path, capsys):
+    """A mix of runs is refused by default (the kept record would describe only the newest);
+    with --mixed every source is listed."""
+    a = _round(tmp_path / "ft5" / "step-3727", 3727, 1239, "exp/ft4/avg")
+    b = _round(tmp_path / "ft6" / "step-3298", 3298, 1240, "exp/ft5/avg")
+    with pytest.raises(CheckpointError, match="come from 2 runs.*--mixed"):
+        average_checkpoints([a, b], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit, match="--mixed"):
+        main([str(a), str(b), "--out", str(tmp_path / "out")])
+    main([str(a), str(b), "--out", str(tmp_path / "out"), "--mixed"])
+    assert "averaged 2 checkpoints (steps 3298, 3727)" in capsys.readouterr().out
+    training = json.loads((tmp_path / "out" / "config.json").read_text())["training"]
+    assert training["averaged_steps"] == [3298, 3727]
+    assert training["averaged_from"] == [
+        {"folder": str(b), "step": 3298, "seed": 1240, "init_from": "exp/ft5/avg"},
+        {"folder": str(a), "step": 3727, "seed": 1239, "init_from": "exp/ft4/avg"},
+    ]
+    # one run's checkpoints carry no averaged_from
+    c = _round(tmp_path / "ft6" / "step-3000", 3000, 1240, "exp/ft5/avg")
+    average_checkpoints([c, b], tmp_path / "one")
+    one = json.loads((tmp_path / "one" / "config.json").read_text())["training"]
+    assert "averaged_from" not in one and one["averaged_steps"] == [3000, 3298]

@@ -8,6 +8,8 @@ better than any one of them, much as a learning-rate decay would, at no training
 output is a model folder (``config.json`` + ``model.safetensors``) that ``train.evaluate`` and
 ``train.export`` take like any checkpoint; its ``config.json`` records which steps went in
 (``training.averaged_steps``). No optimizer state is written: the average is for inference.
+Checkpoints of several runs are refused unless ``--mixed`` is given, since the record kept is
+the newest checkpoint's; with it, each source is listed in ``training.averaged_from``.
 """
 
 from __future__ import annotations
@@ -51,8 +53,19 @@ def newest_checkpoints(exp: str | Path, n: int) -> list[Path]:
     return [by_step[s] for s in sorted(by_step)[-n:]]
 
 
-def average_checkpoints(folders: list[Path], out: str | Path) -> Path:
-    """Write the mean of ``folders``' weights to ``out``; the newest folder's config is kept."""
+def _run_of(cfg: dict) -> tuple:
+    """What tells runs apart: the seed and the starting model (both fixed over resumes)."""
+    training = cfg.get("training", {})
+    settings = training.get("config", {})
+    return settings.get("seed"), (training.get("init_from") or {}).get("spec")
+
+
+def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = False) -> Path:
+    """Write the mean of ``folders``' weights to ``out``; the newest folder's config is kept.
+
+    The checkpoints must come from one run, as the kept config describes only the newest one's:
+    ``mixed=True`` averages several runs anyway and lists each source (folder, step, seed,
+    starting model) under ``training.averaged_from``."""
     from safetensors.torch import load_file, save
 
     if not folders:
@@ -66,6 +79,13 @@ def average_checkpoints(folders: list[Path], out: str | Path) -> Path:
     for f, c in zip(folders[1:], configs[1:]):
         if c["model"] != configs[0]["model"] or c["vocab"] != configs[0]["vocab"]:
             raise CheckpointError(f"'{f}' has another model or vocabulary than '{folders[0]}'")
+    runs_seen = {_run_of(c) for c in configs}
+    if len(runs_seen) > 1 and not mixed:
+        raise CheckpointError(
+            f"the checkpoints come from {len(runs_seen)} runs (seed, starting model: "
+            f"{', '.join(map(str, sorted(runs_seen, key=str)))}); the average's record would "
+            "describe only the newest: pass --mixed to average them anyway"
+        )
     total: dict[str, torch.Tensor] = {}
     newest: dict[str, torch.Tensor] = {}
     for f in folders:
@@ -88,6 +108,11 @@ def average_checkpoints(folders: list[Path], out: str | Path) -> Path:
     }
     cfg = configs[-1]
     cfg.setdefault("training", {})["averaged_steps"] = steps
+    if len(runs_seen) > 1:
+        cfg["training"]["averaged_from"] = [
+            {"folder": str(f), "step": s, "seed": _run_of(c)[0], "init_from": _run_of(c)[1]}
+            for f, s, c in zip(folders, steps, configs)
+        ]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / WEIGHTS_NAME, save(avg, metadata={"format": "pt"}))
@@ -105,6 +130,11 @@ def main(argv=None) -> None:
     ap.add_argument("--exp", default=None, help="experiment folder (with --last)")
     ap.add_argument("--last", type=int, default=0, help="average the N newest checkpoints")
     ap.add_argument("--out", required=True, help="model folder to write")
+    ap.add_argument(
+        "--mixed",
+        action="store_true",
+        help="allow checkpoints of several runs (each is listed in training.averaged_from)",
+    )
     args = ap.parse_args(argv)
     try:
         if args.checkpoints and args.exp:
@@ -117,7 +147,7 @@ def main(argv=None) -> None:
             folders = [Path(p) for p in args.checkpoints]
         else:
             raise DS2Error("give checkpoint folders, or --exp and --last")
-        out = average_checkpoints(folders, args.out)
+        out = average_checkpoints(folders, args.out, mixed=args.mixed)
     except DS2Error as e:
         raise SystemExit(f"average: error: {e}") from None
     steps = read_config(out)["training"]["averaged_steps"]

@@ -207,7 +207,7 @@ def _stages_section(training: dict) -> list[str]:
             f"| {_fmt_hours(s.get('audio_hours_seen'))} | {_fmt_hours(s.get('train_hours'))} "
             f"| {cell(s.get('lr'), '{:g}')} | {cell(s.get('precision'))} |"
         )
-    t = training_totals(training)
+    t = training_totals(training, stages)
     lines.append(
         f"| **all** | | **{cell(t.get('steps'), '{:,}')}** "
         f"| **{_fmt_hours(t.get('elapsed_hours'))}** "

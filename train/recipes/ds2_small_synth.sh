@@ -62,8 +62,10 @@ read -r -a FT3_EXTRA <<< "${FT3_ARGS:---max-steps 2403}"
 # Rounds four on: round three's recipe at peak lr 1e-4, each from the one before's mean, in
 # exp/ds2_small_ftN (FTn_EXP) for ROUND_STEPS[n] steps (FTn_ARGS replaces --max-steps N).
 ROUND_STEPS=([4]=2913 [5]=3727 [6]=3298)
+rounds=("${!ROUND_STEPS[@]}")            # the rounds with a length: 4 up to the last shipped
+last_round=$((FINETUNE > ${rounds[-1]} ? FINETUNE : ${rounds[-1]}))
 stages=(data lm train finetune finetune2 finetune3)
-for ((n = 4; n <= (FINETUNE > 6 ? FINETUNE : 6); n++)); do stages+=("finetune$n"); done
+for ((n = 4; n <= last_round; n++)); do stages+=("finetune$n"); done
 stages+=(average tune export)
 if [[ " ${stages[*]} " != *" $STAGE "* ]]; then
   echo "STAGE=$STAGE is not one of: ${stages[*]}" >&2
