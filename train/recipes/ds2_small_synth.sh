@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_small_synth.sh            # everything, resumable at every stage
-#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|finetune3|finetune4|finetune5|finetune6|average|tune|export)
+#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|finetune3|finetune4|finetune5|finetune6|finetune7|average|tune|export)
 #
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
@@ -32,11 +32,11 @@
 #           1.55-h budget, --max-hours 1.55) at 2.3-2.5 s per step in bf16 on an AMX host.
 #   finetune3  a third round from the second's mean: the same mix, no SpecAugment at all and a
 #           lower peak lr (2e-4), 2403 steps (FT3_ARGS; the shipped one ran on a 1.55-h budget).
-#   finetune4, finetune5, finetune6  rounds four to six, each from the one before's mean: the
-#           same again at peak lr 1e-4, 2913, 3727 and 3298 steps (FT4_ARGS, FT5_ARGS, FT6_ARGS;
-#           the shipped ones ran on 1.75-, 2.5- and 2.5-h budgets, the last two split over two
-#           sessions by --resume). FINETUNE=7 FT7_ARGS="--max-hours 2.5" adds a seventh.
-#           FINETUNE=5, 4, 3, 2 or 1 stops after that round, FINETUNE=0 exports the main run.
+#   finetune4 ... finetune7  rounds four to seven, each from the one before's mean: the same
+#           again at peak lr 1e-4, 2913, 3727, 3298 and 3037 steps (FT4_ARGS ... FT7_ARGS; the
+#           shipped ones ran on 1.75-, 2.5-, 2.5- and 2.5-h budgets, the last three split over
+#           two sessions by --resume). FINETUNE=8 FT8_ARGS="--max-hours 2.5" adds an eighth.
+#           FINETUNE=6, 5, 4, 3, 2 or 1 stops after that round, FINETUNE=0 exports the main run.
 #   precision  bf16 autocast where the CPU has AVX512-BF16/AMX (35 audio-s/s on 2 threads against
 #           22 in fp32), fp32 elsewhere (the main run and the first fine-tune ran in fp32 on AVX2).
 set -euo pipefail
@@ -52,7 +52,7 @@ THREADS=${THREADS:-$(nproc)}
 NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
 REAL_REPEAT=${REAL_REPEAT:-0}            # copies of real_asterisk_train.jsonl mixed into training
-FINETUNE=${FINETUNE:-6}                  # rounds of fine-tuning on short and real speech (0-6)
+FINETUNE=${FINETUNE:-7}                  # rounds of fine-tuning on short and real speech (0-7)
 FT_EXP=${FT_EXP:-exp/ds2_small_ft}
 read -r -a FT_EXTRA <<< "${FT_ARGS:---max-steps 1407}"   # the fine-tune's length
 FT2_EXP=${FT2_EXP:-exp/ds2_small_ft2}    # the second round (FINETUNE=2)
@@ -61,7 +61,7 @@ FT3_EXP=${FT3_EXP:-exp/ds2_small_ft3}    # the third round (FINETUNE=3)
 read -r -a FT3_EXTRA <<< "${FT3_ARGS:---max-steps 2403}"
 # Rounds four on: round three's recipe at peak lr 1e-4, each from the one before's mean, in
 # exp/ds2_small_ftN (FTn_EXP) for ROUND_STEPS[n] steps (FTn_ARGS replaces --max-steps N).
-ROUND_STEPS=([4]=2913 [5]=3727 [6]=3298)
+ROUND_STEPS=([4]=2913 [5]=3727 [6]=3298 [7]=3037)
 rounds=("${!ROUND_STEPS[@]}")            # the rounds with a length: 4 up to the last shipped
 last_round=$((FINETUNE > ${rounds[-1]} ? FINETUNE : ${rounds[-1]}))
 stages=(data lm train finetune finetune2 finetune3)
@@ -152,9 +152,9 @@ if [ "$FINETUNE" -ge 3 ]; then
   EXP=$FT3_EXP
 fi
 
-# Rounds four to six: the same again at half the peak lr, each from the one before's mean;
+# Rounds four to seven: the same again at half the peak lr, each from the one before's mean;
 # validation CER was still falling slowly at 1e-4 (19.08 at the end of round three, then 18.42,
-# 18.04 and 17.72 at the ends of rounds four, five and six): a few tenths of a point a round.
+# 18.04, 17.72 and 17.42 at the ends of rounds four to seven): a few tenths of a point a round.
 for ((n = 4; n <= FINETUNE; n++)); do
   exp_var=FT${n}_EXP args_var=FT${n}_ARGS
   round_exp=${!exp_var:-exp/ds2_small_ft$n}
