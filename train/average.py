@@ -79,7 +79,8 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
     for f, c in zip(folders[1:], configs[1:]):
         if c["model"] != configs[0]["model"] or c["vocab"] != configs[0]["vocab"]:
             raise CheckpointError(f"'{f}' has another model or vocabulary than '{folders[0]}'")
-    runs_seen = {_run_of(c) for c in configs}
+    runs = [_run_of(c) for c in configs]  # (seed, starting model) of each checkpoint
+    runs_seen = set(runs)
     if len(runs_seen) > 1 and not mixed:
         raise CheckpointError(
             f"the checkpoints come from {len(runs_seen)} runs (seed, starting model: "
@@ -110,8 +111,8 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
     cfg.setdefault("training", {})["averaged_steps"] = steps
     if len(runs_seen) > 1:
         cfg["training"]["averaged_from"] = [
-            {"folder": str(f), "step": s, "seed": _run_of(c)[0], "init_from": _run_of(c)[1]}
-            for f, s, c in zip(folders, steps, configs)
+            {"folder": str(f), "step": s, "seed": seed, "init_from": parent}
+            for f, s, (seed, parent) in zip(folders, steps, runs)
         ]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
