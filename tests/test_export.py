@@ -134,8 +134,9 @@ def test_audio_seen_is_estimated_from_the_run_log_when_missing(experiment, tmp_p
     ckpt, _ = experiment
     events = [{"event": "data", "step": 0}]  # 2 windows: 100 s at 10 a-s/s, 50 s at 20 a-s/s
     events += [{"event": "train", "step": 10, "audio_s_per_s": 10.0, "elapsed": 100.0},
-               {"event": "train", "step": 20, "audio_s_per_s": 20.0, "elapsed": 150.0}]  # fmt: skip
-    log = ckpt.parent.parent / "log.jsonl"
+               {"event": "train", "step": 20, "audio_s_per_s": 20.0, "elapsed": 150.0},
+               {"event": "train", "step": 4400, "audio_s_per_s": 1e6, "elapsed": 1e4}]  # fmt: skip
+    log = ckpt.parent.parent / "log.jsonl"  # the checkpoint is at step 4321: step 4400 is not its
     log.write_text("".join(json.dumps(e) + "\n" for e in events) + '{"event": "tr')  # torn tail
     out = export(ckpt, tmp_path / "ds2-tiny")
     training = load_folder(out).config["training"]

@@ -196,13 +196,17 @@ def test_peak_lr_survives_a_restart_at_a_lower_lr(corpus, tmp_path):
     assert training["config"]["lr"] == 5e-4 and training["peak_lr"] == first
     assert stage_summary(training)["lr"] == first
 
-    meta_file = last / ckpt.STATE_JSON  # an old checkpoint: no peak_lr in its trainer state
+    meta_file = last / ckpt.STATE_JSON  # an old checkpoint: no peak_lr nor audio in its state
     meta = json.loads(meta_file.read_text())
-    del meta["peak_lr"]
+    del meta["peak_lr"], meta["audio_seconds"]
     meta_file.write_text(json.dumps(meta))
+    with open(exp / "log.jsonl", "a") as f:  # a crash logged past the checkpoint: not its own
+        f.write(json.dumps({"event": "train", "step": 5, "lr": 9e-3, "audio_s_per_s": 1e6,
+                            "elapsed": 1e4}) + "\n")  # fmt: skip
     main(tiny_args(corpus, exp, "--resume", "--lr", "5e-4"))
     training = ds2.load_folder(last).config["training"]
     assert training["steps"] == 6 and training["peak_lr"] == pytest.approx(2e-3)
+    assert 0 < training["audio_hours_seen"] < 1  # the crashed step's 2,800 h left out
 
 
 def test_resume_keeps_saved_schedule_over_preset(corpus, tmp_path, capsys):

@@ -107,11 +107,12 @@ def _find_in_run(checkpoint: Path, filename: str) -> Path | None:
 
 def _with_audio_seen(training: dict, events: list[dict]) -> dict:
     """Fill ``audio_hours_seen`` (and epochs from it) for checkpoints from before the trainer
-    counted it, estimating from the run's log ``events``; the old epochs were a position in the
-    epoch, which over-counts batches skipped on a resume into a grown manifest."""
+    counted it, estimating from the run's log ``events`` up to the checkpoint's step; the old
+    epochs were a position in the epoch, which over-counts batches skipped on a resume into a
+    grown manifest."""
     if training.get("audio_hours_seen") is not None:
         return training
-    seen = audio_hours_seen(events)
+    seen = audio_hours_seen(events, upto=training.get("steps"))
     if not seen:
         return training
     out = {**training, "audio_hours_seen": round(seen, 2), "audio_hours_seen_estimated": True}

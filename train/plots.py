@@ -30,8 +30,9 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return events
 
 
-def audio_hours_seen(events: list[dict]) -> float | None:
-    """Hours of training audio the run has been through, estimated from its ``train`` events.
+def audio_hours_seen(events: list[dict], upto: int | None = None) -> float | None:
+    """Hours of training audio the run has been through (up to step ``upto``, when given),
+    estimated from its ``train`` events.
 
     Each event logs the throughput of the steps since the one before (``audio_s_per_s``, all ranks
     together) and the cumulative training time, so their product summed over events is the audio
@@ -40,6 +41,8 @@ def audio_hours_seen(events: list[dict]) -> float | None:
     total, prev, seen = 0.0, 0.0, False
     for e in events:
         if e.get("event") != "train" or "elapsed" not in e or "audio_s_per_s" not in e:
+            continue
+        if upto is not None and e.get("step", 0) > upto:
             continue
         total += e["audio_s_per_s"] * max(0.0, e["elapsed"] - prev)
         prev, seen = e["elapsed"], True

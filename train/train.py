@@ -550,12 +550,13 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         meta, tensors = ckpt.load_trainer_state(resume_from)
         state.update({k: meta[k] for k in state if k in meta})
         if "audio_seconds" not in meta or "peak_lr" not in meta:
-            # a checkpoint from before the trainer counted them: estimate from the run's log
-            events = read_log(exp / "log.jsonl")
+            # a checkpoint from before the trainer counted them: estimate from the run's log up
+            # to its step (a crashed run may have logged past it)
+            events, upto = read_log(exp / "log.jsonl"), state["step"]
             if "audio_seconds" not in meta:
-                state["audio_seconds"] = 3600 * (audio_hours_seen(events) or 0.0)
+                state["audio_seconds"] = 3600 * (audio_hours_seen(events, upto) or 0.0)
             if "peak_lr" not in meta:
-                state["peak_lr"] = peak_lr(events) or 0.0
+                state["peak_lr"] = peak_lr(events, upto) or 0.0
         init_info = meta.get("init_from")
         # the runs before this one, as the checkpoint's record lists them (rebuilt from the
         # init folder for a run from before lineages were kept)
