@@ -32,11 +32,12 @@
 #           1.55-h budget, --max-hours 1.55) at 2.3-2.5 s per step in bf16 on an AMX host.
 #   finetune3  a third round from the second's mean: the same mix, no SpecAugment at all and a
 #           lower peak lr (2e-4), 2403 steps (FT3_ARGS; the shipped one ran on a 1.55-h budget).
-#   finetune4 ... finetune7  rounds four to seven, each from the one before's mean: the same
-#           again at peak lr 1e-4, 2913, 3727, 3298 and 3037 steps (FT4_ARGS ... FT7_ARGS; the
-#           shipped ones ran on 1.75-, 2.5-, 2.5- and 2.5-h budgets, the last three split over
-#           two sessions by --resume). FINETUNE=8 FT8_ARGS="--max-hours 2.5" adds an eighth.
-#           FINETUNE=6, 5, 4, 3, 2 or 1 stops after that round, FINETUNE=0 exports the main run.
+#   finetune4 ... finetune8  rounds four to eight, each from the one before's mean: the same
+#           again at peak lr 1e-4, 2913, 3727, 3298, 3037 and 3130 steps (FT4_ARGS ... FT8_ARGS;
+#           the shipped ones ran on 1.75-, 2.5-, 2.5-, 2.5- and 2.5-h budgets, rounds five to
+#           seven split over two sessions by --resume). FINETUNE=9 FT9_ARGS="--max-hours 2.5"
+#           adds a ninth. FINETUNE=7, 6, ... or 1 stops after that round, FINETUNE=0 exports the
+#           main run.
 #   precision  bf16 autocast where the CPU has AVX512-BF16/AMX (35 audio-s/s on 2 threads against
 #           22 in fp32), fp32 elsewhere (the main run and the first fine-tune ran in fp32 on AVX2).
 set -euo pipefail
@@ -52,7 +53,7 @@ THREADS=${THREADS:-$(nproc)}
 NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
 REAL_REPEAT=${REAL_REPEAT:-0}            # copies of real_asterisk_train.jsonl mixed into training
-FINETUNE=${FINETUNE:-7}                  # rounds of fine-tuning on short and real speech (0-7)
+FINETUNE=${FINETUNE:-8}                  # rounds of fine-tuning on short and real speech (0-8)
 FT_EXP=${FT_EXP:-exp/ds2_small_ft}
 read -r -a FT_EXTRA <<< "${FT_ARGS:---max-steps 1407}"   # the fine-tune's length
 FT2_EXP=${FT2_EXP:-exp/ds2_small_ft2}    # the second round (FINETUNE=2)
@@ -61,7 +62,7 @@ FT3_EXP=${FT3_EXP:-exp/ds2_small_ft3}    # the third round (FINETUNE=3)
 read -r -a FT3_EXTRA <<< "${FT3_ARGS:---max-steps 2403}"
 # Rounds four on: round three's recipe at peak lr 1e-4, each from the one before's mean, in
 # exp/ds2_small_ftN (FTn_EXP) for ROUND_STEPS[n] steps (FTn_ARGS replaces --max-steps N).
-ROUND_STEPS=([4]=2913 [5]=3727 [6]=3298 [7]=3037)
+ROUND_STEPS=([4]=2913 [5]=3727 [6]=3298 [7]=3037 [8]=3130)
 rounds=("${!ROUND_STEPS[@]}")            # the rounds with a length: 4 up to the last shipped
 last_round=$((FINETUNE > ${rounds[-1]} ? FINETUNE : ${rounds[-1]}))
 stages=(data lm train finetune finetune2 finetune3)
@@ -152,9 +153,10 @@ if [ "$FINETUNE" -ge 3 ]; then
   EXP=$FT3_EXP
 fi
 
-# Rounds four to seven: the same again at half the peak lr, each from the one before's mean;
+# Rounds four to eight: the same again at half the peak lr, each from the one before's mean;
 # validation CER was still falling slowly at 1e-4 (19.08 at the end of round three, then 18.42,
-# 18.04, 17.72 and 17.42 at the ends of rounds four to seven): a few tenths of a point a round.
+# 18.04, 17.72, 17.42 and 17.37 at the ends of rounds four to eight): a few tenths of a point a
+# round, then less.
 for ((n = 4; n <= FINETUNE; n++)); do
   exp_var=FT${n}_EXP args_var=FT${n}_ARGS
   round_exp=${!exp_var:-exp/ds2_small_ft$n}
