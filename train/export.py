@@ -107,12 +107,11 @@ def _find_in_run(checkpoint: Path, filename: str) -> Path | None:
 
 def _with_audio_seen(training: dict, events: list[dict]) -> dict:
     """Fill ``audio_hours_seen`` (and epochs from it) for checkpoints from before the trainer
-    counted it, estimating from the run's log ``events`` up to the checkpoint's step; the old
-    epochs were a position in the epoch, which over-counts batches skipped on a resume into a
-    grown manifest."""
+    counted it, estimating from the run's log ``events``; the old epochs were a position in the
+    epoch, which over-counts batches skipped on a resume into a grown manifest."""
     if training.get("audio_hours_seen") is not None:
         return training
-    seen = audio_hours_seen(events, upto=training.get("steps"))
+    seen = audio_hours_seen(events)
     if not seen:
         return training
     out = {**training, "audio_hours_seen": round(seen, 2), "audio_hours_seen_estimated": True}
@@ -123,23 +122,20 @@ def _with_audio_seen(training: dict, events: list[dict]) -> dict:
 
 def _with_peak_lr(training: dict, events: list[dict]) -> dict:
     """Fill ``peak_lr`` for checkpoints from before the trainer kept it, from the run's log
-    ``events`` up to the checkpoint's step (the stage table would show the last --lr)."""
+    ``events`` (the stage table would show the last --lr)."""
     if is_number(training.get("peak_lr")):
         return training
-    peak = peak_lr(events, upto=training.get("steps"))
+    peak = peak_lr(events)
     return {**training, "peak_lr": peak} if peak else training
 
 
 def _with_valid_history(training: dict, events: list[dict], every: int = 500) -> dict:
     """Add ``valid_history``: the trainer's validation CER/WER every ``every`` steps and at the
-    exported step, from the run's log ``events`` (those past the checkpoint are not its own)."""
-    upto = training.get("steps")
+    exported step, from the run's log ``events``."""
     by_step = {
         e["step"]: e  # a step validated twice (a resume) keeps its last
         for e in events
-        if e.get("event") == "valid"
-        and e.get("step", 0) > 0
-        and (upto is None or e["step"] <= upto)
+        if e.get("event") == "valid" and e.get("step", 0) > 0
     }
     if not by_step:
         return training
@@ -539,9 +535,11 @@ def export(
     try:
         weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half)
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
-        log_path = _find_in_run(checkpoint, "log.jsonl")  # the run's log, read once
-        events = read_log(log_path) if log_path else []
-        training = _with_audio_seen(src_cfg.get("training") or {}, events)
+        log_path = _find_in_run(checkpoint, "log.jsonl")
+        # the run's log, read once, up to the checkpoint's step: later events are not its own
+        src_training = src_cfg.get("training") or {}
+        events = read_log(log_path, upto=src_training.get("steps")) if log_path else []
+        training = _with_audio_seen(src_training, events)
         training = _with_peak_lr(training, events)
         training = _with_valid_history(training, events)
         # the runs before this one; rebuilt for a run from before the trainer kept lineages

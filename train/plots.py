@@ -16,23 +16,26 @@ from pathlib import Path
 from ds2.checkpoint import is_number
 
 
-def read_log(path: str | os.PathLike) -> list[dict]:
-    """Events of a ``log.jsonl``; a half-written last line (a run killed mid-write) is skipped."""
+def read_log(path: str | os.PathLike, upto: int | None = None) -> list[dict]:
+    """Events of a ``log.jsonl`` (up to step ``upto``, when given: what a crashed run logged past
+    a checkpoint is not that checkpoint's); a half-written last line (a run killed mid-write) is
+    skipped."""
     events = []
     path = Path(path)
     if not path.is_file():
         return events
     for line in path.read_text().splitlines():
         try:
-            events.append(json.loads(line))
+            event = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if upto is None or event.get("step", 0) <= upto:
+            events.append(event)
     return events
 
 
-def audio_hours_seen(events: list[dict], upto: int | None = None) -> float | None:
-    """Hours of training audio the run has been through (up to step ``upto``, when given),
-    estimated from its ``train`` events.
+def audio_hours_seen(events: list[dict]) -> float | None:
+    """Hours of training audio the run has been through, estimated from its ``train`` events.
 
     Each event logs the throughput of the steps since the one before (``audio_s_per_s``, all ranks
     together) and the cumulative training time, so their product summed over events is the audio
@@ -42,21 +45,14 @@ def audio_hours_seen(events: list[dict], upto: int | None = None) -> float | Non
     for e in events:
         if e.get("event") != "train" or "elapsed" not in e or "audio_s_per_s" not in e:
             continue
-        if upto is not None and e.get("step", 0) > upto:
-            continue
         total += e["audio_s_per_s"] * max(0.0, e["elapsed"] - prev)
         prev, seen = e["elapsed"], True
     return total / 3600 if seen else None
 
 
-def peak_lr(events: list[dict], upto: int | None = None) -> float | None:
-    """The highest learning rate the run's ``train`` events logged (up to step ``upto``, when
-    given); None when none logged one."""
-    lrs = [
-        e.get("lr")
-        for e in events
-        if e.get("event") == "train" and (upto is None or e.get("step", 0) <= upto)
-    ]
+def peak_lr(events: list[dict]) -> float | None:
+    """The highest learning rate the run's ``train`` events logged; None when none logged one."""
+    lrs = [e.get("lr") for e in events if e.get("event") == "train"]
     lrs = [lr for lr in lrs if is_number(lr)]
     return max(lrs) if lrs else None
 

@@ -431,7 +431,7 @@ class EventLog:
         """Forget events a crashed run logged after the checkpoint we resume from."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [e for e in read_log(self.path) if e.get("step", 0) <= step]
+        kept = read_log(self.path, upto=step)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(e) + "\n" for e in kept))
         os.replace(tmp, self.path)
@@ -552,11 +552,11 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         if "audio_seconds" not in meta or "peak_lr" not in meta:
             # a checkpoint from before the trainer counted them: estimate from the run's log up
             # to its step (a crashed run may have logged past it)
-            events, upto = read_log(exp / "log.jsonl"), state["step"]
+            events = read_log(exp / "log.jsonl", upto=state["step"])
             if "audio_seconds" not in meta:
-                state["audio_seconds"] = 3600 * (audio_hours_seen(events, upto) or 0.0)
+                state["audio_seconds"] = 3600 * (audio_hours_seen(events) or 0.0)
             if "peak_lr" not in meta:
-                state["peak_lr"] = peak_lr(events, upto) or 0.0
+                state["peak_lr"] = peak_lr(events) or 0.0
         init_info = meta.get("init_from")
         # the runs before this one, as the checkpoint's record lists them (rebuilt from the
         # init folder for a run from before lineages were kept)

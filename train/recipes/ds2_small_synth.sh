@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_small_synth.sh            # everything, resumable at every stage
-#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|finetune3|finetune4|finetune5|finetune6|finetune7|average|tune|export)
+#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|...|finetuneN|average|tune|export; a wrong one prints them)
 #
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
