@@ -462,6 +462,19 @@ def clear_decoder_cache() -> None:
         _lm_cache.clear()
 
 
+def cuda_beam_search_works(device="cuda") -> bool:
+    """Whether torchaudio's ``cuda_ctc_decoder`` can be trusted on this CUDA device.
+
+    Its top-k kernel (torchaudio 2.11 and before) places an array four times too far into its shared
+    memory (pytorch/audio#3754, #4181). On Hopper and newer GPUs (compute capability 9.0 and up:
+    H100, H200, Blackwell) that faults at once with ``cudaErrorIllegalAddress``, measured here
+    on an H100, and the fault leaves the whole CUDA context unusable, so the model with it.
+    There the beam search runs on the CPU (flashlight), which is fast for a character CTC
+    model. Older GPUs run the kernel with the overrun landing in unused shared memory.
+    """
+    return torch.cuda.get_device_capability(torch.device(device)) < (9, 0)
+
+
 class BeamSearchDecoder:
     """CTC prefix beam search with an optional KenLM word LM and lexicon.
 
@@ -488,7 +501,8 @@ class BeamSearchDecoder:
         Seconds per output frame, for word timings.
     device : str or torch.device
         ``"cuda"`` (when CUDA is available) runs the lexicon-free, LM-free search on the GPU with
-        ``cuda_ctc_decoder``; every other case runs flashlight on the CPU.
+        ``cuda_ctc_decoder``, except on GPUs where that decoder is broken
+        (:func:`cuda_beam_search_works`); every other case runs flashlight on the CPU.
     beam_threshold : float
         Flashlight prunes hypotheses scoring this far below the best one.
     unk_score : float
@@ -546,6 +560,7 @@ class BeamSearchDecoder:
             and self.lm is None
             and self.lexicon is None
             and torch.cuda.is_available()
+            and cuda_beam_search_works(device)
         )
         self.device = device if use_cuda else torch.device("cpu")
         self.backend = "cuda" if use_cuda else "flashlight"

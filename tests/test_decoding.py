@@ -15,6 +15,7 @@ from ds2.decoding import (
     Hypothesis,
     Word,
     ctc_collapse,
+    cuda_beam_search_works,
     decode_batch,
     flashlight_tokens,
     greedy_decode,
@@ -318,6 +319,7 @@ def test_decoders_are_cached_and_cpu_is_chosen_without_cuda(lm_files):
 def test_backend_choice_when_cuda_is_available(monkeypatch, lm_files):
     arpa, lexicon = lm_files
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     monkeypatch.setattr(BeamSearchDecoder, "_build_cuda", lambda self: "cuda-decoder")
     gpu = BeamSearchDecoder(VOCAB, device="cuda")
     assert (gpu.backend, gpu._entry) == ("cuda", "cuda-decoder")
@@ -333,6 +335,28 @@ def test_backend_choice_when_cuda_is_available(monkeypatch, lm_files):
     with pytest.warns(UserWarning, match="runs on the CPU"):
         fallback = BeamSearchDecoder(VOCAB, device="cuda")
     assert (fallback.backend, fallback.device.type) == ("flashlight", "cpu")
+
+
+def test_cuda_beam_search_stays_off_hopper_and_newer_gpus(monkeypatch):
+    # torchaudio's cuda_ctc_decoder faults with cudaErrorIllegalAddress on an H100 (sm_90) and
+    # takes the CUDA context down with it: there the search runs on the CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(BeamSearchDecoder, "_build_cuda", lambda self: "cuda-decoder")
+    asked = []
+
+    def capability(device=None):
+        asked.append(torch.device(device))
+        return cc
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    for cc, backend in [((9, 0), "flashlight"), ((10, 0), "flashlight"), ((8, 6), "cuda")]:
+        d = BeamSearchDecoder(VOCAB, device="cuda:0")
+        assert d.backend == backend, cc
+        assert d.device.type == ("cuda" if backend == "cuda" else "cpu")
+        assert cuda_beam_search_works("cuda:0") is (backend == "cuda")
+    assert asked[0] == torch.device("cuda:0")
+    cc = (9, 0)
+    assert BeamSearchDecoder(VOCAB, device="cuda")(peaked("_h_i_"))[0].text == "hi"
 
 
 def test_decode_batch_matches_single_utterances():
