@@ -42,13 +42,10 @@
 #           22 in fp32), fp32 elsewhere (the main run and the first fine-tune ran in fp32 on AVX2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source train/recipes/common.sh
 
-SEED=${SEED:-0}
-HOURS=${HOURS:-100}                      # synthetic audio to build (all splits)
-JOBS=${JOBS:-$(nproc)}
 EXP=${EXP:-exp/ds2_small_synth}
 OUT=${OUT:-checkpoints/ds2-small-synth}
-STAGE=${STAGE:-data}
 THREADS=${THREADS:-$(nproc)}
 NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
@@ -68,35 +65,7 @@ last_round=$((FINETUNE > ${rounds[-1]} ? FINETUNE : ${rounds[-1]}))
 stages=(data lm train finetune finetune2 finetune3)
 for ((n = 4; n <= last_round; n++)); do stages+=("finetune$n"); done
 stages+=(average tune export)
-if [[ " ${stages[*]} " != *" $STAGE "* ]]; then
-  echo "STAGE=$STAGE is not one of: ${stages[*]}" >&2
-  exit 1
-fi
-run_from() { local s; for s in "${stages[@]}"; do [[ $s == "$STAGE" ]] && return 0; [[ $s == "$1" ]] && return 1; done; return 0; }
-
-if run_from data; then
-  bash train/setup_tts.sh
-  python -m train.synth --out data/synth --hours "$HOURS" --seed "$SEED" --jobs "$JOBS"
-  python -m train.realspeech --out data/real
-  python -m train.text_corpus --out data/text
-  # Short utterances for the fine-tune; none is the whole transcript of a real_dev clip.
-  EXCLUDE=()
-  [ -f data/real/real_dev.jsonl ] && EXCLUDE=(--exclude data/real/real_dev.jsonl)
-  python -m train.synth --out data/synth_short --text short --hours 5 --valid-fraction 0.03 \
-    --test-fraction 0.03 --seed "$SEED" --jobs "$JOBS" "${EXCLUDE[@]}"
-  if [ -f data/real/real_asterisk_train.jsonl ]; then
-    python -m train.augment --manifest data/real/real_asterisk_train.jsonl \
-      --out data/real/real_asterisk_train_sp --seed "$SEED"
-  fi
-fi
-
-if run_from lm; then
-  # Training text only (the text split holds out the validation and test sentences). Every
-  # word is kept (43k; the 20k most frequent left 3.4 % of dev words out of the lexicon, each one
-  # an error), bigram and trigram singletons dropped: 7.4 MB of ARPA.
-  python -m train.lm --text data/text/train.txt --order 3 --prune 0 1 1 \
-    --out exp/lm --dev data/text/valid.txt
-fi
+corpus_and_lm_stages
 
 if run_from train; then
   TRAIN=(data/synth/train.jsonl)
@@ -192,5 +161,5 @@ if run_from export; then
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
     --lm exp/lm --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
     --test "${TESTS[@]}" data/synth/valid.jsonl "${EXTRA[@]}"
-  echo ds2-small-synth > checkpoints/DEFAULT
+  [ -f checkpoints/DEFAULT ] || echo ds2-small-synth > checkpoints/DEFAULT   # ds2-large-synth is the default
 fi

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Packs what a bare GPU host needs to build the synthetic corpus and train there, when that host
+# has Python 3.12 + PyTorch but no Debian TTS packages, no text packages and no network:
+#
+#   .gpu_bundle/whl/               wheels the host lacks (soundfile, soxr, librosa, jiwer, ...)
+#   .gpu_bundle/tts.tar.xz         espeak-ng, flite, festival (+ voices) and sox with their
+#                                  libraries and data, relocatable (~28 MB)
+#   .gpu_bundle/sentences.json.xz  train.text_corpus.load_sentences() (~2.6 MB)
+#
+# Run on a Debian/Ubuntu host with the packages of train/setup_tts.sh installed, in the repo root:
+#   bash tools/gpu_host/bundle.sh [PYTHON_VERSION]      (default 3.12, the GPU host's)
+# Then copy the repo with .gpu_bundle to the GPU host and run tools/gpu_host/setup.sh there.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYV=${1:-3.12}
+OUT=.gpu_bundle
+mkdir -p "$OUT/whl"
+
+platforms=()
+for p in manylinux_2_17 manylinux_2_24 manylinux_2_27 manylinux_2_28 manylinux_2_31 \
+         manylinux_2_34 manylinux_2_35 manylinux2014 manylinux1; do
+  platforms+=(--platform "${p}_x86_64")
+done
+for pkg in soundfile==0.14.0 soxr==1.1.0 librosa==0.11.0 flashlight-text==0.0.7 jiwer==4.0.0 \
+           cffi pycparser audioread pooch decorator platformdirs rapidfuzz standard-aifc \
+           standard-sunau; do
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYV" \
+    --implementation cp "${platforms[@]}" --platform any -d "$OUT/whl" "$pkg"
+done
+
+# TTS engines and sox: the binaries, every library they load that is not part of a base system,
+# espeak-ng's English data and festival's library (voices, lexicons).
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,lib,share/espeak-ng-data}
+for b in espeak-ng flite festival sox; do cp -L "$(command -v "$b")" "$stage/bin/"; done
+libespeak=$(ldconfig -p | awk '/libespeak-ng.so.1 /{print $NF; exit}')
+base='linux-vdso|ld-linux|libc\.so|libm\.so|libstdc\+\+|libgcc_s|libpthread|libdl\.so|librt\.so|libz\.so|liblzma|libzstd|libgomp|libbz2'
+for f in "$stage"/bin/* "$libespeak"; do ldd "$f" | awk '$3 ~ /^\// {print $3}'; done |
+  sort -u | grep -Ev "$base" | while read -r l; do cp -L "$l" "$stage/lib/"; done
+cp -L "$libespeak" "$stage/lib/"
+data=$(dirname "$libespeak")/espeak-ng-data
+(cd "$data" && cp -r en_dict intonations lang phondata phondata-manifest phonindex phontab voices \
+  "$stage/share/espeak-ng-data/")
+cp -rL /usr/share/festival "$stage/share/festival"
+cp /etc/festival.scm "$stage/share/etc-festival.scm"
+tar -C "$stage" -cf - . | xz -T0 -6 > "$OUT/tts.tar.xz"
+
+python3 - <<'PY'
+import dataclasses, json, lzma
+from train.text_corpus import load_sentences
+with lzma.open(".gpu_bundle/sentences.json.xz", "wt") as f:
+    json.dump([dataclasses.astuple(s) for s in load_sentences()], f)
+PY
+du -sh "$OUT"/*

@@ -1,0 +1,58 @@
+# Sourced by the recipes (train/recipes/*.sh): stage selection and the stages they share.
+# The recipe sets `stages`, its stage names in order; these settings are shared:
+
+SEED=${SEED:-0}                          # corpus, text split, augmentation and training order
+HOURS=${HOURS:-100}                      # synthetic audio to build (all splits)
+JOBS=${JOBS:-$(nproc)}                   # corpus-building processes
+STAGE=${STAGE:-data}                     # the first stage to run
+
+# Refuse a STAGE the recipe does not have, listing the ones it has.
+check_stage() {
+  if [[ " ${stages[*]} " != *" $STAGE "* ]]; then
+    echo "STAGE=$STAGE is not one of: ${stages[*]}" >&2
+    exit 1
+  fi
+}
+
+# True when stage $1 runs: it is STAGE or comes after it.
+run_from() {
+  local s
+  for s in "${stages[@]}"; do
+    [[ $s == "$STAGE" ]] && return 0
+    [[ $s == "$1" ]] && return 1
+  done
+  return 0
+}
+
+# The corpora: synthetic sentences, real-speech sets, LM text, short utterances and
+# speed-perturbed copies of the real training prompts. Every step resumes.
+build_corpus() {
+  bash train/setup_tts.sh
+  python -m train.synth --out data/synth --hours "$HOURS" --seed "$SEED" --jobs "$JOBS"
+  python -m train.realspeech --out data/real
+  python -m train.text_corpus --out data/text
+  # Short utterances for fine-tuning and testing; none is the whole transcript of a real_dev clip.
+  local exclude=()
+  [ -f data/real/real_dev.jsonl ] && exclude=(--exclude data/real/real_dev.jsonl)
+  python -m train.synth --out data/synth_short --text short --hours 5 --valid-fraction 0.03 \
+    --test-fraction 0.03 --seed "$SEED" --jobs "$JOBS" "${exclude[@]}"
+  if [ -f data/real/real_asterisk_train.jsonl ]; then
+    python -m train.augment --manifest data/real/real_asterisk_train.jsonl \
+      --out data/real/real_asterisk_train_sp --seed "$SEED"
+  fi
+}
+
+# The word LM. Training text only (the text split holds out the validation and test sentences).
+# Every word is kept (43k; the 20k most frequent left 3.4 % of dev words out of the lexicon, each
+# one an error), bigram and trigram singletons dropped: 7.4 MB of ARPA.
+build_lm() {
+  python -m train.lm --text data/text/train.txt --order 3 --prune 0 1 1 \
+    --out exp/lm --dev data/text/valid.txt
+}
+
+# The stages every recipe starts with: check STAGE, then the corpus and the LM unless skipped.
+corpus_and_lm_stages() {
+  check_stage
+  if run_from data; then build_corpus; fi
+  if run_from lm; then build_lm; fi
+}
