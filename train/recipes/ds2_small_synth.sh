@@ -77,14 +77,7 @@ if run_from train; then
     --exp "$EXP" --seed "$((1234 + SEED))" --threads "$THREADS" --resume "${TRAIN_EXTRA[@]}"
 fi
 
-# The fine-tunes' mix: the sentence corpus, short utterances x3 and the real prompts (x5, plus
-# their perturbed copies x3): 116 h, about 12 % short and 5 % real speech.
-FT=(data/synth/train.jsonl)
-for _ in 1 2 3; do FT+=(data/synth_short/train.jsonl); done
-if [ -f data/real/real_asterisk_train.jsonl ]; then
-  for _ in 1 2 3 4 5; do FT+=(data/real/real_asterisk_train.jsonl); done
-  for _ in 1 2 3; do FT+=(data/real/real_asterisk_train_sp/perturbed.jsonl); done
-fi
+finetune_mix   # FT: the fine-tunes' training manifests (train/recipes/common.sh)
 
 # finetune FROM_EXP TO_EXP SEED LR [train.train flags]: the mean of FROM_EXP's last 3
 # checkpoints (~10 s, re-made so it is never stale) fine-tuned on the mix, peak lr LR after 100
