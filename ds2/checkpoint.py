@@ -252,6 +252,49 @@ def _check_features(cfg: FeatureConfig) -> None:
         raise ValueError(f"features.normalize {cfg.normalize!r} is not 'utterance' or 'none'")
 
 
+INT8_SCALE = ".int8_scale"  # suffix of the per-row scales of a weight stored as int8
+
+
+def quantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights for storage as int8, a quarter of float32's size.
+
+    Each floating tensor of two or more dimensions (linear, recurrent and conv weights) becomes
+    int8 with one float32 scale per row (its first dimension: an output unit or channel),
+    ``w ~= q * scale``, ``scale = max|row| / 127``; the scales go under ``NAME + INT8_SCALE``.
+    Vectors (biases, BatchNorm statistics) become float16; integer tensors are kept.
+    """
+    out = {}
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v
+        elif v.dim() < 2:
+            out[k] = v.half()
+        else:
+            rows = v.detach().float().reshape(v.shape[0], -1)
+            scale = rows.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
+            out[k] = torch.round(rows / scale[:, None]).to(torch.int8).reshape(v.shape)
+            out[k + INT8_SCALE] = scale
+    return out
+
+
+def dequantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Undo :func:`quantize_int8`: float32 weights; a state without int8 weights passes as is."""
+    out = {k: v for k, v in state.items() if not k.endswith(INT8_SCALE)}
+    for key in state:
+        if not key.endswith(INT8_SCALE):
+            continue
+        name, scale = key[: -len(INT8_SCALE)], state[key]
+        q = out.get(name)
+        if q is None or q.dtype != torch.int8 or scale.shape != (q.shape[0],):
+            shape = None if q is None else tuple(q.shape)
+            raise CheckpointError(f"int8 scale {key} fits no int8 weight (weight shape {shape})")
+        out[name] = (q.float().reshape(q.shape[0], -1) * scale.float()[:, None]).reshape(q.shape)
+    stray = [k for k, v in out.items() if v.dtype == torch.int8]
+    if stray:
+        raise CheckpointError(f"int8 weight {stray[0]} has no {INT8_SCALE} scale")
+    return out
+
+
 def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> LoadedModel:
     """Load a checkpoint folder fully, or raise CheckpointError without side effects."""
     from safetensors import SafetensorError
@@ -292,6 +335,10 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is corrupt or truncated ({e})") from None
+    try:
+        state = dequantize_int8(state)
+    except CheckpointError as e:
+        raise CheckpointError(f"{weights}: {e}") from None
 
     try:
         model = DeepSpeech2(model_cfg)

@@ -12,10 +12,13 @@ import torch
 import ds2
 from ds2.checkpoint import (
     CONFIG_NAME,
+    INT8_SCALE,
     WEIGHTS_NAME,
+    dequantize_int8,
     fine_tuned_from,
     hardware_label,
     is_number,
+    quantize_int8,
     save_pretrained,
     stage_summary,
     training_stages,
@@ -214,6 +217,44 @@ def test_missing_and_unexpected_weights(ckpt):
     edit_config(ckpt, lambda c: c["model"].update(rnn_layers=1, bidirectional=False))
     with pytest.raises(CheckpointError, match="unexpected"):
         ds2.load_folder(ckpt)
+
+
+def test_int8_weights_round_trip_within_half_a_step():
+    torch.manual_seed(0)
+    state = {
+        "w": torch.randn(6, 4, 3) * torch.arange(1, 7).view(6, 1, 1),  # rows of different scale
+        "zero": torch.zeros(2, 5),  # an all-zero row must not divide by zero
+        "bias": torch.randn(6),
+        "count": torch.tensor(7),
+    }
+    q = quantize_int8(state)
+    assert q["w"].dtype == torch.int8 and q["w"].shape == (6, 4, 3)
+    assert q["w" + INT8_SCALE].shape == (6,)
+    assert q["bias"].dtype == torch.float16 and q["count"].dtype == torch.int64
+    d = dequantize_int8(q)
+    assert set(d) == set(state) and d["w"].dtype == torch.float32
+    step = state["w"].abs().amax(dim=(1, 2)) / 127  # one int8 step per row
+    assert ((d["w"] - state["w"]).abs().amax(dim=(1, 2)) <= step / 2 + 1e-6).all()
+    assert torch.equal(d["zero"], state["zero"]) and torch.equal(d["count"], state["count"])
+    assert dequantize_int8({"bias": state["bias"]}) == {"bias": state["bias"]}  # nothing to undo
+
+
+def test_int8_checkpoint_loads_and_broken_scales_are_refused(ckpt):
+    from safetensors.torch import load_file, save_file
+
+    float_out = outputs(ds2.load_folder(ckpt).model)
+    q = quantize_int8(load_file(str(ckpt / WEIGHTS_NAME)))
+    save_file(q, str(ckpt / WEIGHTS_NAME))
+    torch.testing.assert_close(outputs(ds2.load_folder(ckpt).model), float_out, atol=5e-2, rtol=0)
+    name = next(k for k in q if k.endswith(INT8_SCALE))
+    for broken, message in [
+        ({k: v for k, v in q.items() if k != name}, "has no .int8_scale scale"),
+        ({**q, name: q[name][:-1]}, "fits no int8 weight"),
+        ({**q, "nothing" + INT8_SCALE: q[name].clone()}, "fits no int8 weight"),
+    ]:
+        save_file(broken, str(ckpt / WEIGHTS_NAME))
+        with pytest.raises(CheckpointError, match=message):
+            ds2.load_folder(ckpt)
 
 
 @pytest.mark.parametrize("keep", [0, 4, 100, 0.5, -1], ids=["empty", "4B", "100B", "half", "-1B"])

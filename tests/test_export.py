@@ -211,17 +211,29 @@ def _write(path, data):
     return path
 
 
-def test_half_export_is_smaller_and_loads_as_float32(experiment, tmp_path):
+@pytest.mark.parametrize(
+    "kind, dtype, ratio, atol", [("half", "float16", 0.6, 2e-3), ("int8", "int8", 0.35, 2e-2)]
+)
+def test_compact_export_is_smaller_and_loads_as_float32(
+    experiment, tmp_path, kind, dtype, ratio, atol
+):
     ckpt, _ = experiment
     full = export(ckpt, tmp_path / "full")
-    half = export(ckpt, tmp_path / "half", half=True)
-    size = (half / "model.safetensors").stat().st_size
-    assert size < 0.6 * (full / "model.safetensors").stat().st_size
-    m = load_folder(half)
+    small = export(ckpt, tmp_path / kind, **{kind: True})
+    size = (small / "model.safetensors").stat().st_size
+    assert size < ratio * (full / "model.safetensors").stat().st_size
+    m = load_folder(small)
     assert all(p.dtype == torch.float32 for p in m.model.parameters())
-    torch.testing.assert_close(_log_probs(half), _log_probs(full), atol=2e-3, rtol=0)
+    torch.testing.assert_close(_log_probs(small), _log_probs(full), atol=atol, rtol=0)
+    assert json.loads((small / "config.json").read_text())["training"]["exported_weights"] == dtype
     assert "decoder" not in json.loads((full / "config.json").read_text())
     assert "Not evaluated yet" in (full / "README.md").read_text()
+
+
+def test_export_takes_one_compact_format(experiment, tmp_path):
+    ckpt, _ = experiment
+    with pytest.raises(DS2Error, match="not both"):
+        export(ckpt, tmp_path / "both", half=True, int8=True)
 
 
 def test_export_refuses_to_clobber_and_leaves_nothing_on_failure(experiment, tmp_path):

@@ -7,7 +7,8 @@
 The folder holds::
 
     config.json          model, features, vocab, "decoder" (lexicon, LM, tuned weights), "training"
-    model.safetensors    weights (float16 with --half: half the size, loaded back as float32)
+    model.safetensors    weights (float16 with --half: half the size; int8 with a scale per row
+                         with --int8: a quarter; both loaded back as float32)
     lexicon.txt, lm.arpa (or lm.bin)   the word LM for beam search, when --lm is given
     loss.png             the training curves (found beside the experiment when not given)
     eval_results.json    the evaluation the card's table comes from, and wer.png
@@ -37,6 +38,7 @@ from ds2.checkpoint import (
     hardware_label,
     is_number,
     load_folder,
+    quantize_int8,
     read_config,
     training_stages,
     training_totals,
@@ -58,11 +60,13 @@ DEFAULT_WORD_SCORE = 0.0
 # Weights and files
 
 
-def export_weights(src: Path, dst: Path, half: bool = False) -> dict:
-    """Copy ``src`` safetensors weights to ``dst``; with ``half`` floating tensors become fp16.
+def export_weights(src: Path, dst: Path, half: bool = False, int8: bool = False) -> dict:
+    """Copy ``src`` safetensors weights to ``dst``; with ``half`` floating tensors become fp16,
+    with ``int8`` weight matrices become int8 with a scale per row (:func:`ds2.checkpoint.
+    quantize_int8`, a quarter of float32's size).
 
     Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype. ``load_folder``
-    copies fp16 tensors into the float32 model, so a half export still runs in float32.
+    turns fp16 and int8 tensors back into the float32 model, which runs in float32 either way.
     Returns ``{"dtype", "bytes", "tensors"}``.
     """
     from safetensors.torch import load_file, save_file
@@ -71,9 +75,13 @@ def export_weights(src: Path, dst: Path, half: bool = False) -> dict:
         state = load_file(str(src))
     except Exception as e:
         raise CheckpointError(f"{src} is corrupt or not safetensors ({e})") from None
-    if half:
+    if half and int8:
+        raise DS2Error("choose float16 or int8 weights, not both")
+    if int8:
+        state = quantize_int8(state)
+    elif half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    dtype = "float16" if half else "float32"
+    dtype = "int8" if int8 else "float16" if half else "float32"
     save_file(state, str(dst), metadata={"format": "pt", "dtype": dtype})
     return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
 
@@ -513,6 +521,7 @@ def export(
     test_manifests=None,
     loss_png: str | os.PathLike | None = None,
     half: bool = False,
+    int8: bool = False,
     repo_id: str | None = None,
     license: str = LICENSE,
     overwrite: bool = False,
@@ -533,7 +542,7 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
     try:
-        weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half)
+        weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half, int8)
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
         log_path = _find_in_run(checkpoint, "log.jsonl")
         # the run's log, read once, up to the checkpoint's step: later events are not its own
@@ -658,6 +667,11 @@ def main(argv=None):
     ap.add_argument("--test", nargs="+", default=None, help="evaluate on these manifests instead")
     ap.add_argument("--loss-png", default=None, help="training curves (default: EXP/loss.png)")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    ap.add_argument(
+        "--int8",
+        action="store_true",
+        help="store weight matrices as int8 with a float32 scale per row (a quarter of the size)",
+    )
     ap.add_argument("--notes", default=None, help="Markdown file: the run's history, for the card")
     ap.add_argument("--license", default=LICENSE)
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -683,6 +697,7 @@ def main(argv=None):
         test_manifests=args.test,
         loss_png=args.loss_png,
         half=args.half,
+        int8=args.int8,
         repo_id=args.push,
         license=args.license,
         overwrite=args.overwrite,
