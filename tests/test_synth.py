@@ -271,3 +271,30 @@ def test_cli_builds_a_short_utterance_corpus_without_excluded_texts(tmp_path, mo
     assert "bravo" not in {r["text"] for r in rows}
     with pytest.raises(SystemExit):
         synth.main(["--out", str(tmp_path / "x"), "--exclude", str(evalset)])
+
+
+def test_cli_reads_the_text_corpus_from_a_sentence_file(tmp_path, monkeypatch):
+    import train.text_corpus as tc
+
+    if not synth.available_engines()["espeak"]:
+        pytest.skip("espeak-ng is not installed")
+    sentences = [Sentence(f"the number is {w}", f"The number is {w}.", "x") for w in
+                 ("one", "two", "three", "four", "five", "six", "seven", "eight")]  # fmt: skip
+    path = tmp_path / tc.SENTENCES_NAME
+    tc.write_sentences(sentences, path)
+    assert tc.read_sentences(path) == sentences
+
+    def no_packages(*args, **kwargs):
+        raise AssertionError("the Debian text packages were read")
+
+    monkeypatch.setattr(tc, "load_sentences", no_packages)
+    monkeypatch.setattr(tc, "text_split", lambda t, heldout_percent=4: "train")
+    out = tmp_path / "corpus"
+    args = ["--out", str(out), "--hours", "0.005", "--valid-fraction", "0", "--test-fraction",
+            "0", "--engines", "espeak", "--jobs", "1"]  # fmt: skip
+    synth.main([*args, "--sentences", str(path)])
+    rows = read_manifest(out / "train.jsonl")
+    assert rows and {r["text"] for r in rows} <= {s.text for s in sentences}
+    (tmp_path / "bad.gz").write_text("not gzip")
+    with pytest.raises(SystemExit, match="not a sentence list"):
+        synth.main([*args, "--sentences", str(tmp_path / "bad.gz")])

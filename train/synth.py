@@ -874,6 +874,12 @@ def main(argv=None) -> None:
         metavar="MANIFEST",
         help="with --text short: never use these manifests' transcripts (evaluation sets)",
     )
+    p.add_argument(
+        "--sentences",
+        metavar="FILE",
+        help="read the text corpus from train.text_corpus's sentences.jsonl.gz instead of the "
+        "Debian text packages (a host without them builds the same corpus)",
+    )
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
     args = p.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -887,23 +893,32 @@ def main(argv=None) -> None:
             print(v.id, "(held out)" if v.talker in held else "")
         print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")
         return
+    from .text_corpus import load_sentences, read_sentences, short_sentences, split_sentences
+
+    if args.sentences:
+        try:
+            corpus = read_sentences(args.sentences)
+        except ValueError as e:
+            sys.exit(f"error: --sentences: {e}")
+    else:
+        corpus = None
     sentences = None
     if args.text == "short":
-        from .text_corpus import load_sentences, short_sentences, split_sentences
-
         exclude = set()
         for m in args.exclude:
             try:
                 exclude.update(normalize_text(r["text"]) for r in read_manifest(m))
             except DS2Error as e:
                 sys.exit(f"error: --exclude: {e}")
-        train_text = split_sentences(load_sentences())["train"]
+        train_text = split_sentences(load_sentences() if corpus is None else corpus)["train"]
         if not train_text:
             sys.exit("error: no training text: install the text packages (train/setup_tts.sh)")
         short = short_sentences(train_text, args.short_count, args.seed, exclude)
         sentences = split_sentences(short)
     elif args.exclude:
         p.error("--exclude goes with --text short")
+    elif corpus is not None:
+        sentences = split_sentences(corpus)
     try:
         s = build(
             args.out,

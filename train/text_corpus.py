@@ -27,14 +27,16 @@ CLI: ``python -m train.text_corpus --out data/text`` writes ``{train,valid,test}
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
 import string
 import subprocess
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +228,26 @@ def load_sentences(sources=tuple(SOURCES), verbose: bool = False) -> list[Senten
     return out
 
 
+SENTENCES_NAME = "sentences.jsonl.gz"  # the whole sentence list, written beside the splits
+
+
+def write_sentences(sentences: list[Sentence], path: str | os.PathLike) -> None:
+    """Save ``sentences`` (gzipped JSON lines: text, speak, source) for a host without the
+    Debian text packages: ``train.synth --sentences`` reads them back in the same order."""
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        for s in sentences:
+            f.write(json.dumps(asdict(s)) + "\n")
+
+
+def read_sentences(path: str | os.PathLike) -> list[Sentence]:
+    """The sentences :func:`write_sentences` saved; ValueError names a file that is not one."""
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            return [Sentence(**json.loads(line)) for line in f if line.strip()]
+    except (OSError, EOFError, json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{path} is not a sentence list from train.text_corpus ({e})") from None
+
+
 def split_sentences(sentences, heldout_percent: float = HELDOUT_PERCENT) -> dict[str, list]:
     """``{"train": [...], "valid": [...], "test": [...]}`` by :func:`text_split`."""
     out = {"train": [], "valid": [], "test": []}
@@ -306,13 +328,19 @@ def main(argv=None) -> None:
         description="Extract sentences from Debian text packages and split them by text hash.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--out", default="data/text", help="folder for {train,valid,test}.txt")
+    p.add_argument(
+        "--out",
+        default="data/text",
+        help=f"folder for {{train,valid,test}}.txt and {SENTENCES_NAME} (train.synth --sentences)",
+    )
     p.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     p.add_argument("--heldout-percent", type=float, default=HELDOUT_PERCENT)
     args = p.parse_args(argv)
-    splits = split_sentences(load_sentences(args.sources, verbose=True), args.heldout_percent)
+    sentences = load_sentences(args.sources, verbose=True)
+    splits = split_sentences(sentences, args.heldout_percent)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    write_sentences(sentences, out / SENTENCES_NAME)
     for name, items in splits.items():
         (out / f"{name}.txt").write_text("".join(s.text + "\n" for s in items))
         words = sum(len(s.text.split()) for s in items)

@@ -5,7 +5,8 @@
 #   .gpu_bundle/whl/               wheels the host lacks (soundfile, soxr, librosa, jiwer, ...)
 #   .gpu_bundle/tts.tar.xz         espeak-ng, flite, festival (+ voices) and sox with their
 #                                  libraries and data, relocatable (~28 MB)
-#   .gpu_bundle/sentences.json.xz  train.text_corpus.load_sentences() (~2.6 MB)
+#   .gpu_bundle/sentences.jsonl.gz train.text_corpus's sentence list (~3.6 MB), for
+#                                  train.synth --sentences
 #
 # Run on a Debian/Ubuntu host with the packages of train/setup_tts.sh installed, in the repo root:
 #   bash tools/gpu_host/bundle.sh [PYTHON_VERSION]      (default 3.12, the GPU host's)
@@ -21,8 +22,10 @@ for p in manylinux_2_17 manylinux_2_24 manylinux_2_27 manylinux_2_28 manylinux_2
          manylinux_2_34 manylinux_2_35 manylinux2014 manylinux1; do
   platforms+=(--platform "${p}_x86_64")
 done
-for pkg in soundfile==0.14.0 soxr==1.1.0 librosa==0.11.0 flashlight-text==0.0.7 jiwer==4.0.0 \
-           cffi pycparser audioread pooch decorator platformdirs rapidfuzz standard-aifc \
+# The pinned requirements the host lacks (it has torch, numpy, safetensors, ...), and their
+# own dependencies that it lacks too.
+pins=$(grep -hE '^(soundfile|soxr|librosa|flashlight-text|jiwer)==' requirements*.txt)
+for pkg in $pins cffi pycparser audioread pooch decorator platformdirs rapidfuzz standard-aifc \
            standard-sunau; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYV" \
     --implementation cp "${platforms[@]}" --platform any -d "$OUT/whl" "$pkg"
@@ -46,10 +49,6 @@ cp -rL /usr/share/festival "$stage/share/festival"
 cp /etc/festival.scm "$stage/share/etc-festival.scm"
 tar -C "$stage" -cf - . | xz -T0 -6 > "$OUT/tts.tar.xz"
 
-python3 - <<'PY'
-import dataclasses, json, lzma
-from train.text_corpus import load_sentences
-with lzma.open(".gpu_bundle/sentences.json.xz", "wt") as f:
-    json.dump([dataclasses.astuple(s) for s in load_sentences()], f)
-PY
+python3 -m train.text_corpus --out data/text >/dev/null   # writes data/text/sentences.jsonl.gz
+cp data/text/sentences.jsonl.gz "$OUT/"
 du -sh "$OUT"/*

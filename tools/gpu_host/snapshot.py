@@ -13,7 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from train.export import export_weights
 
 PART = 15 * 1024 * 1024
 
@@ -21,15 +22,13 @@ PART = 15 * 1024 * 1024
 def main() -> None:
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    weights = load_file(src / "model.safetensors")
-    half = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.safetensors"
-        save_file(half, str(path), metadata={"format": "pt"})
+        path = Path(tmp) / WEIGHTS_NAME
+        export_weights(src / WEIGHTS_NAME, path, half=True)
         data = path.read_bytes()
     for i in range(0, len(data), PART):
         (out / f"w.part{i // PART}").write_bytes(data[i : i + PART])
-    shutil.copy(src / "config.json", out / "config.json")
+    shutil.copy(src / CONFIG_NAME, out / CONFIG_NAME)
     print(f"{src}: {len(data)} bytes in {(len(data) + PART - 1) // PART} parts -> {out}")
 
 
