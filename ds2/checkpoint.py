@@ -19,11 +19,13 @@ read with safetensors: a checkpoint holds no pickles. A corrupt or mismatched ch
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import CheckpointError
@@ -252,17 +254,23 @@ def _check_features(cfg: FeatureConfig) -> None:
         raise ValueError(f"features.normalize {cfg.normalize!r} is not 'utterance' or 'none'")
 
 
-INT8_SCALE = ".int8_scale"  # suffix of the per-row scales of a weight stored as int8
+QUANT_SCALE = ".q_scale"  # suffix of a quantized weight's float32 scales, one per row
+QUANT_SHAPE = ".q_shape"  # suffix of its int64 [bits, *shape]; the weight itself is packed bits
 
 
-def quantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Weights for storage as int8, a quarter of float32's size.
+def quantize_weights(state: dict[str, torch.Tensor], bits: int = 8) -> dict[str, torch.Tensor]:
+    """Weights for storage in ``bits``-bit integers (2-8): ``bits`` / 32 of float32's size.
 
-    Each floating tensor of two or more dimensions (linear, recurrent and conv weights) becomes
-    int8 with one float32 scale per row (its first dimension: an output unit or channel),
-    ``w ~= q * scale``, ``scale = max|row| / 127``; the scales go under ``NAME + INT8_SCALE``.
-    Vectors (biases, BatchNorm statistics) become float16; integer tensors are kept.
+    Each floating tensor of two or more dimensions (linear, recurrent and conv weights) is
+    rounded to ``q`` in ``[-L, L]``, ``L = 2 ** (bits - 1) - 1``, with one float32 scale per row
+    (its first dimension: an output unit or channel), ``w ~= q * scale``, ``scale = max|row| / L``.
+    The codes ``q + L`` are packed ``bits`` to a code into a uint8 vector under the weight's name,
+    the scales go under ``NAME + QUANT_SCALE`` and ``[bits, *shape]`` under ``NAME +
+    QUANT_SHAPE``. Vectors (biases, BatchNorm statistics) become float16; integers are kept.
     """
+    if not 2 <= bits <= 8:
+        raise ValueError(f"bits must be 2-8, got {bits}")
+    top = 2 ** (bits - 1) - 1
     out = {}
     for k, v in state.items():
         if not v.is_floating_point():
@@ -271,27 +279,36 @@ def quantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             out[k] = v.half()
         else:
             rows = v.detach().float().reshape(v.shape[0], -1)
-            scale = rows.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / 127
-            out[k] = torch.round(rows / scale[:, None]).to(torch.int8).reshape(v.shape)
-            out[k + INT8_SCALE] = scale
+            scale = rows.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / top
+            codes = (torch.round(rows / scale[:, None]) + top).to(torch.uint8).numpy().ravel()
+            planes = (codes[:, None] >> np.arange(bits, dtype=np.uint8)) & 1  # (n, bits)
+            out[k] = torch.from_numpy(np.packbits(planes.ravel(), bitorder="little"))
+            out[k + QUANT_SCALE] = scale
+            out[k + QUANT_SHAPE] = torch.tensor([bits, *v.shape], dtype=torch.int64)
     return out
 
 
-def dequantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Undo :func:`quantize_int8`: float32 weights; a state without int8 weights passes as is."""
-    out = {k: v for k, v in state.items() if not k.endswith(INT8_SCALE)}
-    for key in state:
-        if not key.endswith(INT8_SCALE):
-            continue
-        name, scale = key[: -len(INT8_SCALE)], state[key]
-        q = out.get(name)
-        if q is None or q.dtype != torch.int8 or scale.shape != (q.shape[0],):
-            shape = None if q is None else tuple(q.shape)
-            raise CheckpointError(f"int8 scale {key} fits no int8 weight (weight shape {shape})")
-        out[name] = (q.float().reshape(q.shape[0], -1) * scale.float()[:, None]).reshape(q.shape)
-    stray = [k for k, v in out.items() if v.dtype == torch.int8]
-    if stray:
-        raise CheckpointError(f"int8 weight {stray[0]} has no {INT8_SCALE} scale")
+def dequantize_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Undo :func:`quantize_weights`: float32 weights; other checkpoints pass as they are."""
+    suffixes = (QUANT_SCALE, QUANT_SHAPE)
+    out = {k: v for k, v in state.items() if not k.endswith(suffixes)}
+    names = {k[: -len(sfx)] for k in state for sfx in suffixes if k.endswith(sfx)}
+    for name in sorted(names):
+        packed, scale, meta = (state.get(name + sfx) for sfx in ("", *suffixes))
+        if packed is None or scale is None or meta is None or meta.dim() != 1 or len(meta) < 3:
+            raise CheckpointError(f"quantized weight {name} lacks its packed bits, scales or shape")
+        bits, shape = int(meta[0]), [int(d) for d in meta[1:]]
+        n = math.prod(shape)
+        if not 2 <= bits <= 8 or scale.shape != (shape[0],) or packed.numel() * 8 < n * bits:
+            raise CheckpointError(
+                f"quantized weight {name} does not fit its scales and shape {[bits, *shape]}"
+            )
+        planes = np.unpackbits(packed.numpy(), count=n * bits, bitorder="little").reshape(n, bits)
+        codes = np.zeros(n, dtype=np.uint8)
+        for b in range(bits):
+            codes |= planes[:, b] << np.uint8(b)
+        rows = torch.from_numpy(codes).float().sub_(2 ** (bits - 1) - 1).reshape(shape[0], -1)
+        out[name] = (rows * scale.float()[:, None]).reshape(shape)
     return out
 
 
@@ -336,7 +353,7 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights} is corrupt or truncated ({e})") from None
     try:
-        state = dequantize_int8(state)
+        state = dequantize_weights(state)
     except CheckpointError as e:
         raise CheckpointError(f"{weights}: {e}") from None
 

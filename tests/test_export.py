@@ -212,14 +212,16 @@ def _write(path, data):
 
 
 @pytest.mark.parametrize(
-    "kind, dtype, ratio, atol", [("half", "float16", 0.6, 2e-3), ("int8", "int8", 0.35, 2e-2)]
-)
+    "compact, dtype, ratio, atol",
+    [({"half": True}, "float16", 0.6, 2e-3), ({"quantize": 8}, "int8", 0.35, 2e-2),
+     ({"quantize": 6}, "int6", 0.3, 0.1)],
+)  # fmt: skip
 def test_compact_export_is_smaller_and_loads_as_float32(
-    experiment, tmp_path, kind, dtype, ratio, atol
+    experiment, tmp_path, compact, dtype, ratio, atol
 ):
     ckpt, _ = experiment
     full = export(ckpt, tmp_path / "full")
-    small = export(ckpt, tmp_path / kind, **{kind: True})
+    small = export(ckpt, tmp_path / dtype, **compact)
     size = (small / "model.safetensors").stat().st_size
     assert size < ratio * (full / "model.safetensors").stat().st_size
     m = load_folder(small)
@@ -233,7 +235,9 @@ def test_compact_export_is_smaller_and_loads_as_float32(
 def test_export_takes_one_compact_format(experiment, tmp_path):
     ckpt, _ = experiment
     with pytest.raises(DS2Error, match="not both"):
-        export(ckpt, tmp_path / "both", half=True, int8=True)
+        export(ckpt, tmp_path / "both", half=True, quantize=8)
+    with pytest.raises(DS2Error, match="bits must be 2-8"):
+        export(ckpt, tmp_path / "nine", quantize=9)
 
 
 def test_export_refuses_to_clobber_and_leaves_nothing_on_failure(experiment, tmp_path):

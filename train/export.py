@@ -7,8 +7,8 @@
 The folder holds::
 
     config.json          model, features, vocab, "decoder" (lexicon, LM, tuned weights), "training"
-    model.safetensors    weights (float16 with --half: half the size; int8 with a scale per row
-                         with --int8: a quarter; both loaded back as float32)
+    model.safetensors    weights (float16 with --half: half the size; N-bit integers with a
+                         scale per row with --quantize N: N/32 of it; loaded back as float32)
     lexicon.txt, lm.arpa (or lm.bin)   the word LM for beam search, when --lm is given
     loss.png             the training curves (found beside the experiment when not given)
     eval_results.json    the evaluation the card's table comes from, and wer.png
@@ -38,7 +38,7 @@ from ds2.checkpoint import (
     hardware_label,
     is_number,
     load_folder,
-    quantize_int8,
+    quantize_weights,
     read_config,
     training_stages,
     training_totals,
@@ -60,13 +60,13 @@ DEFAULT_WORD_SCORE = 0.0
 # Weights and files
 
 
-def export_weights(src: Path, dst: Path, half: bool = False, int8: bool = False) -> dict:
+def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | None = None) -> dict:
     """Copy ``src`` safetensors weights to ``dst``; with ``half`` floating tensors become fp16,
-    with ``int8`` weight matrices become int8 with a scale per row (:func:`ds2.checkpoint.
-    quantize_int8`, a quarter of float32's size).
+    with ``quantize=N`` weight matrices become N-bit integers with a scale per row
+    (:func:`ds2.checkpoint.quantize_weights`, N/32 of float32's size).
 
     Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype. ``load_folder``
-    turns fp16 and int8 tensors back into the float32 model, which runs in float32 either way.
+    turns fp16 and quantized tensors back into the float32 model, which runs in float32.
     Returns ``{"dtype", "bytes", "tensors"}``.
     """
     from safetensors.torch import load_file, save_file
@@ -75,13 +75,16 @@ def export_weights(src: Path, dst: Path, half: bool = False, int8: bool = False)
         state = load_file(str(src))
     except Exception as e:
         raise CheckpointError(f"{src} is corrupt or not safetensors ({e})") from None
-    if half and int8:
-        raise DS2Error("choose float16 or int8 weights, not both")
-    if int8:
-        state = quantize_int8(state)
+    if half and quantize:
+        raise DS2Error("choose float16 or quantized weights, not both")
+    if quantize:
+        try:
+            state = quantize_weights(state, quantize)
+        except ValueError as e:
+            raise DS2Error(f"cannot quantize the weights: {e}") from None
     elif half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    dtype = "int8" if int8 else "float16" if half else "float32"
+    dtype = f"int{quantize}" if quantize else "float16" if half else "float32"
     save_file(state, str(dst), metadata={"format": "pt", "dtype": dtype})
     return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
 
@@ -521,7 +524,7 @@ def export(
     test_manifests=None,
     loss_png: str | os.PathLike | None = None,
     half: bool = False,
-    int8: bool = False,
+    quantize: int | None = None,
     repo_id: str | None = None,
     license: str = LICENSE,
     overwrite: bool = False,
@@ -542,7 +545,7 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
     try:
-        weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half, int8)
+        weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half, quantize)
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
         log_path = _find_in_run(checkpoint, "log.jsonl")
         # the run's log, read once, up to the checkpoint's step: later events are not its own
@@ -668,9 +671,10 @@ def main(argv=None):
     ap.add_argument("--loss-png", default=None, help="training curves (default: EXP/loss.png)")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     ap.add_argument(
-        "--int8",
-        action="store_true",
-        help="store weight matrices as int8 with a float32 scale per row (a quarter of the size)",
+        "--quantize",
+        type=int,
+        metavar="BITS",
+        help="store weight matrices as BITS-bit integers (2-8) with a float32 scale per row",
     )
     ap.add_argument("--notes", default=None, help="Markdown file: the run's history, for the card")
     ap.add_argument("--license", default=LICENSE)
@@ -697,7 +701,7 @@ def main(argv=None):
         test_manifests=args.test,
         loss_png=args.loss_png,
         half=args.half,
-        int8=args.int8,
+        quantize=args.quantize,
         repo_id=args.push,
         license=args.license,
         overwrite=args.overwrite,
