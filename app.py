@@ -56,6 +56,8 @@ MAX_UPLOAD_MB = float(os.environ.get("DS2_MAX_UPLOAD_MB", 300))  # 1 h of 16-kHz
 CONCURRENCY = int(os.environ.get("DS2_CONCURRENCY", 1))  # transcriptions at once (CPU-bound)
 DEVICE = os.environ.get("DS2_DEVICE", "auto")
 DEFAULT_BEAM = 32  # beam width when the model does not suggest one
+DEFAULT_LM_WEIGHT = 0.8  # LM weight and word bonus for a model with an LM but no tuned values
+DEFAULT_WORD_SCORE = 0.0
 KEEP_RESULTS_SECONDS = 3600  # request folders (figures, subtitles) older than this are removed
 MAX_ALIGN_CELLS = 4_000_000  # reference x hypothesis symbols aligned for WER/CER (about 2 s)
 
@@ -213,8 +215,8 @@ def on_model_change(spec):
     has_lm = model.lm_path is not None
     return (
         describe_model(model),
-        gr.update(value=dec.get("lm_weight", 0.8), interactive=has_lm),
-        gr.update(value=dec.get("word_score", 0.0)),
+        gr.update(value=dec.get("lm_weight", DEFAULT_LM_WEIGHT), interactive=has_lm),
+        gr.update(value=dec.get("word_score", DEFAULT_WORD_SCORE)),
         gr.update(
             value=has_lm,
             interactive=has_lm,
@@ -386,6 +388,45 @@ def _user_errors(fn):
 
 
 @_user_errors
+def decode_options(run_beam, beam_width, use_lm, lm_weight, word_score) -> dict:
+    """The decoder controls as ``transcribe`` options."""
+    return {
+        "decoder": "beam" if run_beam else "greedy",
+        "beam_width": int(beam_width),
+        "lm": "auto" if use_lm else None,
+        "lm_weight": float(lm_weight) if use_lm else None,
+        "word_score": float(word_score),
+    }
+
+
+def warm_up(model: ds2.LoadedModel) -> threading.Thread:
+    """Build the beam-search decoder the page starts with (the model's LM, its tuned weights) in
+    a background thread, so the first request does not wait for the LM to load."""
+    dec = model.decoder_defaults
+    has_lm = model.lm_path is not None
+    options = decode_options(
+        True,
+        DEFAULT_BEAM,
+        has_lm,
+        dec.get("lm_weight", DEFAULT_LM_WEIGHT),
+        dec.get("word_score", DEFAULT_WORD_SCORE),
+    )
+
+    def run():
+        t0 = time.perf_counter()
+        try:
+            hiss = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
+            transcribe(model, hiss, sample_rate=SAMPLE_RATE, **options)  # silence is refused
+        except DS2Error as e:  # the request that needs it will show the error
+            log.warning("decoder warm-up failed: %s", e)
+            return
+        log.info("beam-search decoder ready in %.1f s", time.perf_counter() - t0)
+
+    thread = threading.Thread(target=run, name="ds2-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def transcribe_audio(
     audio_path,
     model_spec,
@@ -403,13 +444,7 @@ def transcribe_audio(
     progress(0.0, desc="Loading the model")
     model = get_model(model_spec)
     progress(0.02, desc="Reading the audio")
-    options = {
-        "decoder": "beam" if run_beam else "greedy",
-        "beam_width": int(beam_width),
-        "lm": "auto" if use_lm else None,
-        "lm_weight": float(lm_weight) if use_lm else None,
-        "word_score": float(word_score),
-    }
+    options = decode_options(run_beam, beam_width, use_lm, lm_weight, word_score)
     try:
         result = transcribe(
             model,
@@ -596,13 +631,7 @@ def live_finish(session, model_spec, run_beam, beam_width, use_lm, lm_weight, wo
     """Recording stopped: decode the remaining tail with the chosen decoder."""
     if not isinstance(session, LiveSession):
         session = LiveSession()
-    options = {
-        "decoder": "beam" if run_beam else "greedy",
-        "beam_width": int(beam_width),
-        "lm": "auto" if use_lm else None,
-        "lm_weight": float(lm_weight) if use_lm else None,
-        "word_score": float(word_score),
-    }
+    options = decode_options(run_beam, beam_width, use_lm, lm_weight, word_score)
     text = session.finish(get_model(model_spec), **options)
     return text, text, _live_status(session, done=True), LiveSession()
 
@@ -665,8 +694,12 @@ def build_demo() -> gr.Blocks:
                 run_beam = gr.Checkbox(value=True, label="Beam search (greedy always runs)")
                 beam_width = gr.Slider(1, 256, value=DEFAULT_BEAM, step=1, label="Beam width")
                 use_lm = gr.Checkbox(value=False, label="Word LM", interactive=False)
-                lm_weight = gr.Slider(0.0, 5.0, value=0.8, step=0.05, label="LM weight")
-                word_score = gr.Slider(-5.0, 5.0, value=0.0, step=0.1, label="Word bonus")
+                lm_weight = gr.Slider(
+                    0.0, 5.0, value=DEFAULT_LM_WEIGHT, step=0.05, label="LM weight"
+                )
+                word_score = gr.Slider(
+                    -5.0, 5.0, value=DEFAULT_WORD_SCORE, step=0.1, label="Word bonus"
+                )
         decoding = [run_beam, beam_width, use_lm, lm_weight, word_score]
 
         with gr.Tab("Transcribe"):
@@ -858,7 +891,9 @@ def main(argv=None) -> None:
         log.warning(NO_MODEL)
     else:
         try:
-            log.info("model: %s", describe_model(get_model(spec)).split("\n")[0])
+            model = get_model(spec)
+            log.info("model: %s", describe_model(model).split("\n")[0])
+            warm_up(model)
         except DS2Error as e:  # the page still starts and shows the error in its status line
             log.warning("cannot load the default model %r: %s", spec, e)
     app.launch(

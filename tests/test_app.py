@@ -337,3 +337,25 @@ def test_model_with_a_word_lm(app_module, tmp_path, speech_wav):
     assert set(text.split()) <= set(words)  # the lexicon allows no other word
     status, *_ = app_module.on_model_change(str(tmp_path / "missing"))
     assert status.startswith("⚠️") and "missing" in status
+
+
+def test_warm_up_builds_the_decoder_the_first_request_uses(app_module, tmp_path, speech_wav):
+    """The decoder built at start-up is the one the page's first beam + LM request gets."""
+    from ds2.transcribe import _DECODERS, _DECODERS_LOCK
+
+    words = ["hello", "world", "this", "is", "a", "test"]
+    spec = str(tiny_lm_checkpoint(tmp_path / "tiny-lm", words))
+    with _DECODERS_LOCK:
+        _DECODERS.clear()
+    thread = app_module.warm_up(app_module.get_model(spec))
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    (warm,) = _DECODERS.values()
+    assert warm.lm is not None and warm.lm_weight == 0.5
+
+    # the first request, with the values on_model_change puts in the controls
+    _, weight, bonus, use_lm = app_module.on_model_change(spec)
+    controls = (True, app_module.DEFAULT_BEAM, use_lm["value"], weight["value"], bonus["value"])
+    app_module.transcribe_audio(str(speech_wav), spec, *controls, "")
+    (used,) = _DECODERS.values()
+    assert used is warm
