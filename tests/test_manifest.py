@@ -5,8 +5,10 @@ import pytest
 from train.manifest import (
     ManifestError,
     filter_duration,
+    main,
     manifest_stats,
     read_manifest,
+    sample_hours,
     write_manifest,
 )
 
@@ -105,3 +107,25 @@ def test_cwd_relative_paths_are_stored_relative_to_the_manifest(tmp_path, monkey
     assert stored == "audio/x.flac"
     monkeypatch.chdir("/")
     assert read_manifest(tmp_path / "data/corpus/m.jsonl")[0]["audio"] == str(wav)
+
+
+def test_sample_hours_draws_a_seeded_subset_of_about_that_much_audio(tmp_path, capsys):
+    rows = [
+        {"audio": f"/c/{i}.flac", "duration": 1.0 + i % 5, "text": f"t{i}", "speaker": "s"}
+        for i in range(400)
+    ]  # 1200 s
+    subset = sample_hours(rows, 0.1, seed=3)  # 360 s: stops at the first clip past it
+    total = sum(r["duration"] for r in subset)
+    assert 360 <= total < 365
+    assert subset == sample_hours(rows, 0.1, seed=3)
+    assert subset != sample_hours(rows, 0.1, seed=4)
+    ids = [rows.index(r) for r in subset]
+    assert ids == sorted(ids)  # rows keep their order
+    assert sample_hours(rows, 1.0, seed=3) == rows  # asking for more than there is: all of it
+
+    src = write_manifest(tmp_path / "all.jsonl", rows)
+    main([str(src), "--sample-hours", "0.1", "--seed", "3", "--out", str(tmp_path / "s.jsonl")])
+    assert read_manifest(tmp_path / "s.jsonl") == subset
+    assert "s.jsonl: " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(src), "--sample-hours", "0.1"])  # no --out

@@ -444,6 +444,31 @@ def test_init_from_with_new_vocab_and_frozen_convs(corpus, tmp_path, tiny_checkp
     assert tuned.config["training"]["init_from"]["spec"] == str(tiny_checkpoint)
 
 
+def test_freeze_rnn_layers_trains_only_the_layers_above(corpus, tmp_path):
+    """--freeze-rnn-layers 1 keeps the convs and both directions of layer 0 as they were."""
+    import dataclasses
+
+    from ds2.checkpoint import save_pretrained
+
+    torch.manual_seed(0)
+    two = dataclasses.replace(tiny_config(), rnn_layers=2)
+    parent = save_pretrained(
+        tmp_path / "two", DeepSpeech2(two).eval(), FeatureConfig(), Vocabulary()
+    )
+    exp = tmp_path / "ft"
+    args = tiny_args(corpus, exp, "--init-from", str(parent), "--freeze-rnn-layers", "1")
+    main([*args, "--max-steps", "3", "--lr", "3e-3"])
+    before = ds2.load_folder(parent).model.state_dict()
+    after = ds2.load_folder(exp / "checkpoints" / "last").model.state_dict()
+    for k in before:
+        frozen = k.startswith("convs.") or k.endswith(("_l0", "_l0_reverse"))
+        assert torch.equal(before[k], after[k]) == frozen, k
+
+    with pytest.raises(SystemExit, match="the model has 2 recurrent layers"):
+        main([*tiny_args(corpus, tmp_path / "bad", "--init-from", str(parent)),
+              "--freeze-rnn-layers", "3"])  # fmt: skip
+
+
 def test_a_fine_tune_records_the_runs_before_it_across_a_resume(corpus, tmp_path):
     """--init-from copies the parent's stages into the record; a --resume keeps them."""
     from ds2.checkpoint import stage_summary, training_totals

@@ -18,6 +18,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from ds2.errors import DS2Error
 
 REQUIRED = {"audio": str, "duration": (int, float), "text": str, "speaker": str}
@@ -143,15 +145,43 @@ def manifest_stats(rows: Iterable[dict]) -> dict:
     }
 
 
+def sample_hours(rows: list[dict], hours: float, seed: int) -> list[dict]:
+    """A random subset of ``rows`` holding about ``hours`` of audio (all of them if fewer),
+    the same for the same rows and seed; rows keep their order."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    keep, total = [], 0.0
+    for i in order:
+        if total >= hours * 3600:
+            break
+        keep.append(int(i))
+        total += float(rows[i]["duration"])
+    return [rows[i] for i in sorted(keep)]
+
+
 def main(argv=None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(
-        description="Print the size of manifests (hours, utterances, speakers).",
+        description="Print the size of manifests (hours, utterances, speakers), or with "
+        "--sample-hours write a random subset of them.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("manifests", nargs="+", help="JSONL manifest files")
+    p.add_argument(
+        "--sample-hours", type=float, help="write a random subset of about this many hours to --out"
+    )
+    p.add_argument("--out", help="with --sample-hours: the subset's manifest")
+    p.add_argument("--seed", type=int, default=0, help="with --sample-hours: the subset's seed")
     args = p.parse_args(argv)
+    if args.sample_hours is not None:
+        if not args.out or args.sample_hours <= 0:
+            p.error("--sample-hours needs a positive number of hours and --out")
+        rows = [r for m in args.manifests for r in read_manifest(m)]
+        subset = sample_hours(rows, args.sample_hours, args.seed)
+        write_manifest(args.out, subset)
+        s = manifest_stats(subset)
+        print(f"{args.out}: {s['utterances']} utterances, {s['hours']:.2f} h")
+        return
     for m in args.manifests:
         s = manifest_stats(read_manifest(m))
         print(

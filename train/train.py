@@ -31,6 +31,7 @@ import json
 import math
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -98,6 +99,11 @@ class TrainConfig:
     )
     freeze_convs: bool = _knob(
         False, "with --init-from: keep the conv front end fixed; for small fine-tuning sets"
+    )
+    freeze_rnn_layers: int = _knob(
+        0,
+        "with --init-from: also keep the first N recurrent layers (and the convs) fixed; "
+        "nothing below them is back-propagated, so a fine-tune of the top layers runs faster",
     )
     # --- data ---------------------------------------------------------------------------------
     train: list = _knob([], "training manifests (JSONL)")
@@ -317,6 +323,26 @@ def freeze_convs(model: DeepSpeech2) -> None:
     for m in model.convs.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+def freeze_rnn_layers(model: DeepSpeech2, n: int) -> None:
+    """Stop gradients in the first ``n`` recurrent layers (both directions)."""
+    if not 0 <= n <= model.cfg.rnn_layers:
+        raise DS2Error(
+            f"--freeze-rnn-layers {n}: the model has {model.cfg.rnn_layers} recurrent layers"
+        )
+    for name, p in model.rnn.named_parameters():
+        layer = int(re.search(r"_l(\d+)", name).group(1))
+        if layer < n:
+            p.requires_grad_(False)
+
+
+def freeze(model: DeepSpeech2, cfg: TrainConfig) -> None:
+    """Apply ``--freeze-convs`` / ``--freeze-rnn-layers``; frozen RNN layers imply frozen convs."""
+    if cfg.freeze_convs or cfg.freeze_rnn_layers:
+        freeze_convs(model)
+    if cfg.freeze_rnn_layers:
+        freeze_rnn_layers(model, cfg.freeze_rnn_layers)
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -584,8 +610,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         )
         model = DeepSpeech2(model_cfg)
     model.to(device).train()
-    if cfg.freeze_convs:
-        freeze_convs(model)
+    freeze(model, cfg)
 
     # --- data ---------------------------------------------------------------------------------
     if not cfg.train:
@@ -743,8 +768,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             return
         t0 = time.time()
         r = evaluate(raw_model, valid_loader, vocab, device, autocast, cfg.examples)
-        if cfg.freeze_convs:
-            freeze_convs(raw_model)
+        freeze(raw_model, cfg)
         best = state["best_cer"] is None or r["cer"] < state["best_cer"]
         if best:
             state["best_cer"], state["best_step"] = r["cer"], state["step"]
