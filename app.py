@@ -387,7 +387,6 @@ def _user_errors(fn):
     return wrapper
 
 
-@_user_errors
 def decode_options(run_beam, beam_width, use_lm, lm_weight, word_score) -> dict:
     """The decoder controls as ``transcribe`` options."""
     return {
@@ -427,6 +426,7 @@ def warm_up(model: ds2.LoadedModel) -> threading.Thread:
     return thread
 
 
+@_user_errors
 def transcribe_audio(
     audio_path,
     model_spec,
