@@ -45,7 +45,7 @@ from ds2.checkpoint import (
 from ds2.errors import AudioError, CheckpointError, DS2Error
 from ds2.hub import available_models, load_model
 from ds2.subtitles import to_srt, to_vtt
-from ds2.transcribe import transcribe
+from ds2.transcribe import prepare_decoder, transcribe
 
 log = logging.getLogger("ds2.app")
 
@@ -414,8 +414,7 @@ def warm_up(model: ds2.LoadedModel) -> threading.Thread:
     def run():
         t0 = time.perf_counter()
         try:
-            hiss = np.random.default_rng(0).normal(0, 0.01, SAMPLE_RATE).astype(np.float32)
-            transcribe(model, hiss, sample_rate=SAMPLE_RATE, **options)  # silence is refused
+            prepare_decoder(model, **options)
         except DS2Error as e:  # the request that needs it will show the error
             log.warning("decoder warm-up failed: %s", e)
             return

@@ -469,6 +469,27 @@ def _long_file(audio, opts: TranscribeOptions) -> _FileSource | None:
     return _FileSource(os.fspath(audio))
 
 
+def _options(options: TranscribeOptions | None, overrides: dict) -> TranscribeOptions:
+    opts = options or TranscribeOptions()
+    if overrides:
+        unknown = set(overrides) - {f.name for f in fields(TranscribeOptions)}
+        if unknown:
+            raise TypeError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}")
+        opts = replace(opts, **overrides)
+    return opts
+
+
+def prepare_decoder(model: LoadedModel, options: TranscribeOptions | None = None, **overrides):
+    """Build (and cache) now the beam-search decoder :func:`transcribe` will use with these
+    options, so that the first transcription does not wait for the LM and lexicon to load.
+    Returns the :class:`ds2.decoding.BeamSearchDecoder`; raises DecoderError as transcribe would.
+    """
+    opts = _options(options, overrides)
+    frame_seconds = model.feature_config.frame_seconds * model.model.cfg.time_stride
+    settings = _decoder_settings(model, opts)
+    return _beam_decoder(model.vocab, settings, frame_seconds, str(model.device))
+
+
 def transcribe(
     model: LoadedModel | str,
     audio,
@@ -505,12 +526,7 @@ def transcribe(
         Bad options, or an LM / lexicon file that does not exist.
     """
     t_start = time.perf_counter()
-    opts = options or TranscribeOptions()
-    if overrides:
-        unknown = set(overrides) - {f.name for f in fields(TranscribeOptions)}
-        if unknown:
-            raise TypeError(f"unknown transcribe option(s): {', '.join(sorted(unknown))}")
-        opts = replace(opts, **overrides)
+    opts = _options(options, overrides)
     if isinstance(model, (str, os.PathLike)):
         from .hub import load_model
 

@@ -25,6 +25,7 @@ from ds2.transcribe import (
     _beam_long,
     beam_segments,
     plan_windows,
+    prepare_decoder,
     transcribe,
 )
 from ds2.vocab import Vocabulary
@@ -401,3 +402,17 @@ def test_one_hour_runs_in_bounded_memory(tmp_path):
     assert out["features"] and out["audio"]
     # log-probs are 21 MB; one float32 copy of the audio alone would be 230 MB
     assert out["growth_mib"] < 120
+
+
+def test_prepare_decoder_builds_the_decoder_transcribe_then_uses(
+    model_with_lm, speech, monkeypatch
+):
+    ready = prepare_decoder(model_with_lm, decoder="beam", beam_width=8, lm="auto")
+    assert ready.lm is not None and ready.lm_weight == 0.5 and ready.word_score == 1.5
+    built = []
+    monkeypatch.setattr(BeamSearchDecoder, "__init__", lambda *a, **k: built.append(a))
+    r = transcribe(model_with_lm, speech, sample_rate=SAMPLE_RATE, decoder="beam", beam_width=8,
+                   lm="auto")  # fmt: skip
+    assert built == [] and r.beam  # nothing new was built: the prepared decoder searched
+    with pytest.raises(DecoderError, match="not found"):
+        prepare_decoder(model_with_lm, decoder="beam", lm="/nonexistent/lm.arpa")

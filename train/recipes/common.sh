@@ -61,6 +61,11 @@ finetune_mix() {
   fi
 }
 
+# The weights a run ships or hands on: the mean of its last three checkpoints, in RUN/avg.
+average_run() {
+  python -m train.average --exp "$1" --last 3 --out "$1/avg"
+}
+
 # The stages every recipe starts with: check STAGE, then the corpus and the LM unless skipped.
 corpus_and_lm_stages() {
   check_stage

@@ -55,7 +55,7 @@ fi
 if [ "$FINETUNE" -ge 1 ]; then
   if run_from finetune; then
     finetune_mix
-    python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"
+    average_run "$EXP"
     python -m train.train --config train/configs/ds2_large.toml \
       --train "${FT[@]}" --valid data/synth/valid.jsonl --exp "$FT_EXP" --init-from "$EXP/avg" \
       --resume --lr 2e-4 --warmup-steps 100 --hold-fraction 0.3 --min-lr-ratio 0.1 \
@@ -78,20 +78,19 @@ if [ "$ADAPT" -ge 1 ]; then
       AD+=(data/real/real_asterisk_train.jsonl data/real/real_asterisk_train.jsonl
            data/real/real_asterisk_train_sp/perturbed.jsonl)
     fi
-    python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"
+    average_run "$EXP"
     python -m train.train --config train/configs/ds2_large.toml \
       --train "${AD[@]}" --exp "$ADAPT_EXP" --init-from "$EXP/avg" --resume \
       --freeze-rnn-layers 3 --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
       --no-sortagrad --lr 3e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
-      --time-masks 2 --time-mask-max 20 --eval-every-steps 0 --eval-every-minutes 0 \
-      --checkpoint-minutes 8 --save-every-steps 30 --keep-checkpoints 10 \
+      --time-masks 2 --time-mask-max 20 --checkpoint-minutes 8 --save-every-steps 30 --keep-checkpoints 10 \
       --seed "$((2003 + SEED))" --num-workers 1 "${ADAPT_EXTRA[@]}"
   fi
   EXP=$ADAPT_EXP   # later stages work on the adapted run
 fi
 
 if run_from average; then
-  python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"
+  average_run "$EXP"
 fi
 
 if run_from tune; then

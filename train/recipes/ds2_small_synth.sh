@@ -85,7 +85,7 @@ finetune_mix   # FT: the fine-tunes' training manifests (train/recipes/common.sh
 finetune() {
   local from=$1 to=$2 seed=$3 lr=$4
   shift 4
-  python -m train.average --exp "$from" --last 3 --out "$from/avg"
+  average_run "$from"
   python -m train.train --config train/configs/ds2_small.toml \
     --train "${FT[@]}" --valid data/synth/valid.jsonl --exp "$to" --init-from "$from/avg" \
     --resume --lr "$lr" --warmup-steps 100 --hold-fraction 0.3 --min-lr-ratio 0.1 \
@@ -135,7 +135,7 @@ done
 if run_from average; then
   # The mean of the last 3 kept checkpoints (250 steps apart): smoother than any one of them
   # (the last 3 scored best or tied on validation at steps 5751, 7389 and 9000).
-  python -m train.average --exp "$EXP" --last 3 --out "$EXP/avg"
+  average_run "$EXP"
 fi
 
 if run_from tune; then
