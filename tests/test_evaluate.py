@@ -14,7 +14,9 @@ from train.evaluate import (
     align_words,
     error_analysis,
     error_rates,
+    error_rates_by,
     evaluate,
+    group_key,
     infer_log_probs,
     main,
     worst_utterances,
@@ -62,6 +64,25 @@ def test_align_words_and_worst_utterances():
     assert [w["id"] for w in worst] == ["u1", "u2"]  # u3 is right: not listed
     assert worst[0]["errors"] == 2 and worst[0]["diff"] == "the [cat->bat] sat on [-the] mat"
     assert worst[1]["errors"] == 1 and worst[1]["wer"] == pytest.approx(1 / 2)
+
+
+def test_group_key_picks_speakers_then_engines():
+    few = [{"speaker": f"v{i % 3}", "engine": "e"} for i in range(9)]
+    assert group_key(few) == "speaker"
+    many = [{"speaker": f"v{i}", "engine": f"e{i % 2}"} for i in range(40)]
+    assert group_key(many) == "engine"  # 40 voices: too many for a table
+    assert group_key([{"speaker": "one"}, {"speaker": "one"}]) is None
+    assert group_key([{"speaker": "a"}, {"text": "no speaker"}]) is None
+
+
+def test_error_rates_by_sums_within_each_group():
+    refs = REFS + ["a b c d"]
+    hyps = HYPS + ["a b c d"]
+    by = error_rates_by(["x", "y", "x"], refs, hyps)
+    assert set(by) == {"x", "y"}
+    assert by["x"]["utterances"] == 2
+    assert by["x"]["wer"] == pytest.approx(2 / 10)  # 1 sub + 1 del over 6 + 4 words
+    assert by["y"]["wer"] == pytest.approx(1 / 2) and by["y"]["cer"] > 0
 
 
 def test_batches_bound_padded_seconds():
@@ -173,3 +194,31 @@ def test_tune_lm_finds_and_writes_best(tiny_checkpoint, test_set, tmp_path):
         "lm_weight": r["best"]["lm_weight"],
         "word_score": r["best"]["word_score"],
     }
+
+
+def test_evaluate_breaks_a_set_down_by_voice(tiny_checkpoint, test_set, tmp_path):
+    manifest, _ = test_set
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["speaker"] = f"voice-{i}"
+        r["audio"] = str(manifest.parent / r["audio"])
+    two = tmp_path / "two.jsonl"
+    two.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "eval"
+    r = evaluate(
+        str(tiny_checkpoint), [f"t={two}"], "greedy,beam", beam_width=4, device="cpu", out=out
+    )
+    s = r["sets"]["t"]
+    assert s["group_by"] == "speaker"
+    hyps = [json.loads(x) for x in (out / "hyps" / "t.greedy.jsonl").read_text().splitlines()]
+    for mode in ("greedy", "beam"):
+        by = s["modes"][mode]["by_group"]
+        assert list(by) == ["voice-0", "voice-1"]
+        assert by["voice-1"]["utterances"] == 1
+    assert s["modes"]["greedy"]["by_group"]["voice-0"]["wer"] == pytest.approx(
+        error_rates([hyps[0]["ref"]], [hyps[0]["hyp"]])["wer"]
+    )
+    md = (out / "results.md").read_text()
+    assert "## By voice" in md and "| speaker | utterances | greedy | beam |" in md
+    assert "| voice-1 | 1 |" in md
+    assert (out / "voices.png").stat().st_size > 1000

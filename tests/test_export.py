@@ -188,6 +188,12 @@ def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_
     worst = [{"id": f"utt{i}", "errors": 9 - i, "wer": 1.0, "ref": "a", "hyp": "b",
               "diff": f"the [cat->bat{i}] sat"} for i in range(7)]  # fmt: skip
     results["sets"]["test"]["modes"]["greedy"]["worst"] = worst
+    results["sets"]["test"]["group_by"] = "speaker"
+    for mode, cer in (("greedy", 0.3012), ("beam_lm", 0.2503)):
+        results["sets"]["test"]["modes"][mode]["by_group"] = {
+            "espeak-en-us": {"utterances": 400, "wer": 0.1, "cer": 0.0311},
+            "flite-rms": {"utterances": 100, "wer": 0.6, "cer": cer},
+        }
     notes = tmp_path / "notes.md"
     notes.write_text("Steps 0-706 ran on a 20-h corpus, then 100 h.\n")
     main([
@@ -198,8 +204,10 @@ def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_
     for fact in ("### Worst errors", "**test, greedy**", "`utt0` (9 errors): the [cat->bat0] sat",
                  "`utt4` (5 errors)", "265 (espeak 50.2 h, flite 30.0 h)", "seed 7",
                  "mean of 3 checkpoints (steps 4000, 4250, 4321)", "### Training notes",
-                 "then 100 h."):  # fmt: skip
+                 "then 100 h.", "### By voice", "| speaker | utterances | greedy | beam_lm |",
+                 "| flite-rms | 100 | 30.12 / 60.00 | 25.03 / 60.00 |"):  # fmt: skip
         assert fact in text, fact
+    assert text.index("| flite-rms |") < text.index("| espeak-en-us |")  # worst voice first
     assert "`utt5`" not in text  # five per set and mode
     assert "**test, beam_lm**" not in text  # no worst list there: no empty heading
     with pytest.raises(SystemExit, match="cannot read --notes"):

@@ -129,3 +129,42 @@ def test_sample_hours_draws_a_seeded_subset_of_about_that_much_audio(tmp_path, c
     assert "s.jsonl: " in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([str(src), "--sample-hours", "0.1"])  # no --out
+
+
+def test_sample_hours_can_draw_from_some_engines_and_short_clips_only(tmp_path):
+    engines = ("espeak", "flite", "festival")
+    rows = [
+        {
+            "audio": f"/c/{i}.flac",
+            "duration": 2.0 + 4 * (i % 3 == 0),  # every third clip lasts 6 s
+            "text": f"t{i}",
+            "speaker": "s",
+            "engine": engines[i % 4 % 3],
+        }
+        for i in range(300)
+    ]
+    src = write_manifest(tmp_path / "all.jsonl", rows)
+    out = tmp_path / "s.jsonl"
+    main([str(src), "--sample-hours", "0.05", "--engines", "flite,festival", "--out", str(out)])
+    picked = read_manifest(out)
+    assert {r["engine"] for r in picked} == {"flite", "festival"}
+    assert 180 <= sum(r["duration"] for r in picked) < 186
+
+    main(
+        [
+            str(src),
+            "--sample-hours",
+            "1",
+            "--engines",
+            "flite",
+            "--max-duration",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    picked = read_manifest(out)
+    expected = [r for r in rows if r["engine"] == "flite" and r["duration"] <= 3]
+    assert picked == expected  # asking for more than there is: every flite clip of 3 s or less
+    with pytest.raises(SystemExit):
+        main([str(src), "--sample-hours", "1", "--engines", "mbrola", "--out", str(out)])

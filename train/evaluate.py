@@ -179,6 +179,34 @@ def worst_utterances(
 # Inference
 
 
+GROUP_KEYS = ("speaker", "engine")  # manifest fields a set is broken down by, first that fits
+MAX_GROUPS = 24  # more distinct values than this make no readable table: try the next key
+
+
+def group_key(rows: Sequence[dict]) -> str | None:
+    """The manifest field to break a set's scores down by: ``speaker`` when the rows name
+    2-:data:`MAX_GROUPS` speakers (an unseen-voice test), else ``engine`` when they name 2 or
+    more engines (a seen-voice set of hundreds of voices), else None (nothing to compare)."""
+    for key in GROUP_KEYS:
+        values = {r.get(key) for r in rows}
+        if None not in values and 2 <= len(values) <= MAX_GROUPS:
+            return key
+    return None
+
+
+def error_rates_by(
+    groups: Sequence[str], refs: Sequence[str], hyps: Sequence[str]
+) -> dict[str, dict]:
+    """``{group: {"utterances", "wer", "cer"}}``: the error rates of each group's utterances,
+    summed over the group like :func:`error_rates` (so a voice with long sentences weighs more)."""
+    out = {}
+    for g in sorted(set(groups)):
+        idx = [i for i, x in enumerate(groups) if x == g]
+        e = error_rates([refs[i] for i in idx], [hyps[i] for i in idx])
+        out[g] = {"utterances": len(idx), "wer": e["wer"], "cer": e["cer"]}
+    return out
+
+
 def load(model, device="auto") -> LoadedModel:
     """A LoadedModel from a LoadedModel, a folder, a Hub repo id or a shipped name."""
     if isinstance(model, LoadedModel):
@@ -471,6 +499,7 @@ def evaluate(
             rows = rows[:limit]
         refs = [normalize_text(r["text"]) for r in rows]
         ids = [r.get("id") or Path(r["audio"]).stem for r in rows]
+        key = group_key(rows)
         audio_s = sum(float(r.get("duration") or 0.0) for r in rows)
         t0 = time.time()
         log_probs = infer_log_probs(
@@ -488,6 +517,8 @@ def evaluate(
             "inference_rtf": round(infer_s / audio_s, 5) if audio_s else None,
             "modes": {},
         }
+        if key:
+            set_res["group_by"] = key
         for mode in modes:
             t0 = time.time()
             hyps = decode_all(decoders[mode], log_probs, desc=f"{name}: {mode}")
@@ -499,6 +530,9 @@ def evaluate(
                 "errors": error_analysis(refs, hyps, top),
                 "worst": worst_utterances(ids, refs, hyps, worst),
             }
+            if key:
+                groups = [str(r[key]) for r in rows]
+                set_res["modes"][mode]["by_group"] = error_rates_by(groups, refs, hyps)
             print(f"{name:>16} {mode:>8}: WER {scores['wer']:.2%}  CER {scores['cer']:.2%}")
             if out_dir is not None:
                 _write_hyps(out_dir / "hyps" / f"{_safe(name)}.{mode}.jsonl", ids, refs, hyps)
@@ -543,6 +577,35 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def results_by_group(results: dict) -> str:
+    """Markdown tables of CER / WER (%) per voice (or engine) of every set broken down so,
+    one column per decoding mode, worst group first; empty when no set is."""
+    out = []
+    for name, s in results["sets"].items():
+        key = s.get("group_by")
+        modes = [m for m, r in s["modes"].items() if "by_group" in r]
+        if not key or not modes:
+            continue
+        first = s["modes"][modes[0]]["by_group"]
+        out += [
+            f"**{name}** by {key} (CER / WER %, worst first):",
+            "",
+            f"| {key} | utterances | " + " | ".join(modes) + " |",
+            "|---|---:|" + "---:|" * len(modes),
+        ]
+        for g in sorted(first, key=lambda g: -first[g]["cer"]):
+            cells = [
+                f"{_pct(s['modes'][m]['by_group'][g]['cer'])} / "
+                f"{_pct(s['modes'][m]['by_group'][g]['wer'])}"
+                for m in modes
+            ]
+            out.append(
+                f"| {_md_escape(g)} | {first[g]['utterances']} | " + " | ".join(cells) + " |"
+            )
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
 def _show_char(c: str) -> str:
     return "\u2423" if c == " " else c  # the open-box symbol for a space
 
@@ -572,6 +635,9 @@ def results_markdown(results: dict) -> str:
         "",
     ]
     out.extend(f"*{n}*" for n in results.get("notes", []))
+    by_group = results_by_group(results)
+    if by_group:
+        out += ["", "## By voice", "", by_group]
     for name, s in results["sets"].items():
         mode, r = min(s["modes"].items(), key=lambda kv: kv[1]["wer"])
         e = r["errors"]
@@ -639,20 +705,59 @@ def plot_results(results: dict, path: str | os.PathLike) -> Path:
     ax.set_title(f"{results['model']['name']}: word error rate")
     ax.legend(fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path, dpi=120)
+
+
+def _save(fig, path, dpi: int) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
 
+def plot_by_group(results: dict, path: str | os.PathLike) -> Path | None:
+    """Horizontal bars of greedy (else the first mode's) CER per voice or engine, one panel per
+    set that is broken down, worst at the top; None when no set is."""
+    panels = []
+    for name, s in results["sets"].items():
+        modes = [m for m, r in s["modes"].items() if "by_group" in r]
+        if s.get("group_by") and modes:
+            mode = "greedy" if "greedy" in modes else modes[0]
+            groups = s["modes"][mode]["by_group"]
+            order = sorted(groups, key=lambda g: groups[g]["cer"])
+            panels.append((f"{name} ({mode})", s["group_by"], order, groups))
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heights = [max(1.6, 0.22 * len(p[2]) + 0.8) for p in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, sum(heights)), squeeze=False)
+    for ax, (title, key, order, groups) in zip(axes[:, 0], panels):
+        cers = [100 * groups[g]["cer"] for g in order]
+        bars = ax.barh(range(len(order)), cers, color="tab:blue")
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+        ax.set_yticks(range(len(order)), order, fontsize=7)
+        ax.set_xlabel("CER (%)")
+        ax.set_title(f"{title}: CER by {key}", fontsize=9)
+        ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path, dpi=110)
+
+
 def write_results(results: dict, out: str | os.PathLike) -> Path:
-    """Write results.json, results.md and wer.png to ``out``."""
+    """Write results.json, results.md, wer.png and (for sets broken down by voice) voices.png
+    to ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(results))
     plot_results(results, out / "wer.png")
+    plot_by_group(results, out / "voices.png")
     return out
 
 

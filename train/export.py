@@ -49,6 +49,7 @@ from train.plots import audio_hours_seen, peak_lr, read_log
 
 LICENSE = "mit"
 LOSS_PNG = "loss.png"
+VOICES_PNG = "voices.png"  # CER per voice of the test sets broken down so (train.evaluate)
 EVAL_JSON = "eval_results.json"
 CARD_NAME = "README.md"
 # Decoder weights when nothing was tuned: flashlight's usual starting point.
@@ -276,7 +277,7 @@ def model_card(
     folder_label : how the card names the folder in its upload example (default its name).
     notes : Markdown for a "Training notes" section (the run's history, in the trainer's words).
     """
-    from train.evaluate import results_table
+    from train.evaluate import results_by_group, results_table
 
     cfg = read_config(folder)
     model = cfg["model"]
@@ -328,6 +329,18 @@ def model_card(
         lines.append(
             desc + ". WER and CER in %, summed over each set (`python -m train.evaluate`)."
         )
+        by_group = results_by_group(results)
+        if by_group:
+            lines += [
+                "",
+                "### By voice",
+                "",
+                "The same evaluation per voice (or engine), where a set names them:",
+                "",
+                by_group,
+            ]
+            if (folder / VOICES_PNG).is_file():
+                lines += ["", f"![CER by voice]({VOICES_PNG})"]
         lines += _worst_section(results)
     else:
         lines.append("Not evaluated yet (export with `--eval results.json` or `--test MANIFEST`).")
@@ -596,6 +609,8 @@ def export(
 
             results = evaluate(load_folder(tmp, name=name), test_manifests, out=tmp / "eval")
             shutil.move(tmp / "eval" / "wer.png", tmp / "wer.png")
+            if (tmp / "eval" / VOICES_PNG).is_file():
+                shutil.move(tmp / "eval" / VOICES_PNG, tmp / VOICES_PNG)
             shutil.rmtree(tmp / "eval")
         elif isinstance(eval_results, dict):
             results = eval_results
@@ -604,8 +619,9 @@ def export(
             if not path.is_file():
                 raise DS2Error(f"evaluation results not found: {path}")
             results = json.loads(path.read_text())
-            if (path.parent / "wer.png").is_file():
-                shutil.copy2(path.parent / "wer.png", tmp / "wer.png")
+            for png in ("wer.png", VOICES_PNG):
+                if (path.parent / png).is_file():
+                    shutil.copy2(path.parent / png, tmp / png)
         if results is not None:
             (tmp / EVAL_JSON).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -172,11 +172,29 @@ def main(argv=None) -> None:
     )
     p.add_argument("--out", help="with --sample-hours: the subset's manifest")
     p.add_argument("--seed", type=int, default=0, help="with --sample-hours: the subset's seed")
+    p.add_argument(
+        "--engines",
+        help="with --sample-hours: draw only from rows of these comma-separated engines "
+        "(the manifest's 'engine', e.g. flite,festival)",
+    )
+    p.add_argument(
+        "--max-duration",
+        type=float,
+        help="with --sample-hours: draw only from clips at most this long (s), so the subset "
+        "keeps its hours when training drops longer clips",
+    )
     args = p.parse_args(argv)
     if args.sample_hours is not None:
         if not args.out or args.sample_hours <= 0:
             p.error("--sample-hours needs a positive number of hours and --out")
         rows = [r for m in args.manifests for r in read_manifest(m)]
+        if args.engines:
+            engines = {e.strip() for e in args.engines.split(",") if e.strip()}
+            rows = [r for r in rows if r.get("engine") in engines]
+        if args.max_duration is not None:
+            rows = [r for r in rows if float(r["duration"]) <= args.max_duration]
+        if not rows:
+            p.error("no rows left to sample from after --engines / --max-duration")
         subset = sample_hours(rows, args.sample_hours, args.seed)
         write_manifest(args.out, subset)
         s = manifest_stats(subset)
