@@ -13,8 +13,9 @@ then works on the cached log-probabilities, one utterance at a time:
 
 ``OUT/results.json`` holds the numbers and the error analysis (most common word substitutions,
 deletions and insertions, the same at character level, and the worst utterances);
-``OUT/results.md`` is the same as tables, ``OUT/wer.png`` a bar chart, and ``OUT/hyps/`` holds
-every reference and hypothesis. :func:`evaluate` is the same as a function.
+``OUT/results.md`` is the same as tables, ``OUT/wer.png`` a bar chart, ``OUT/voices.png`` the
+CER per voice of the sets that name their voices, and ``OUT/hyps/`` holds every reference and
+hypothesis. :func:`evaluate` is the same as a function.
 """
 
 from __future__ import annotations
@@ -179,6 +180,9 @@ def worst_utterances(
 # Inference
 
 
+WER_PNG = "wer.png"  # WER per set and decoding mode
+VOICES_PNG = "voices.png"  # CER per voice (or engine) of the sets broken down so
+FIGURES = (WER_PNG, VOICES_PNG)  # what write_results may draw beside results.json
 GROUP_KEYS = ("speaker", "engine")  # manifest fields a set is broken down by, first that fits
 MAX_GROUPS = 24  # more distinct values than this make no readable table: try the next key
 
@@ -434,7 +438,8 @@ def evaluate(
     lm, lexicon : LM file or folder and lexicon overriding the model's own
     lm_weight, word_score : override the model's tuned values for ``beam_lm``
     limit : evaluate only the first ``limit`` utterances of each set (quick looks)
-    out : folder for results.json, results.md, wer.png and hyps/ (nothing written if None)
+    out : folder for results.json, results.md, wer.png, voices.png and hyps/ (nothing written
+        if None)
 
     Returns the results dict that results.json holds::
 
@@ -500,6 +505,7 @@ def evaluate(
         refs = [normalize_text(r["text"]) for r in rows]
         ids = [r.get("id") or Path(r["audio"]).stem for r in rows]
         key = group_key(rows)
+        groups = [str(r[key]) for r in rows] if key else None
         audio_s = sum(float(r.get("duration") or 0.0) for r in rows)
         t0 = time.time()
         log_probs = infer_log_probs(
@@ -530,8 +536,7 @@ def evaluate(
                 "errors": error_analysis(refs, hyps, top),
                 "worst": worst_utterances(ids, refs, hyps, worst),
             }
-            if key:
-                groups = [str(r[key]) for r in rows]
+            if groups:
                 set_res["modes"][mode]["by_group"] = error_rates_by(groups, refs, hyps)
             print(f"{name:>16} {mode:>8}: WER {scores['wer']:.2%}  CER {scores['cer']:.2%}")
             if out_dir is not None:
@@ -577,15 +582,20 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _grouped_sets(results: dict):
+    """``(set name, group key, modes with a breakdown)`` for each set broken down by voice."""
+    for name, s in results["sets"].items():
+        modes = [m for m, r in s["modes"].items() if "by_group" in r]
+        if s.get("group_by") and modes:
+            yield name, s["group_by"], modes
+
+
 def results_by_group(results: dict) -> str:
     """Markdown tables of CER / WER (%) per voice (or engine) of every set broken down so,
     one column per decoding mode, worst group first; empty when no set is."""
     out = []
-    for name, s in results["sets"].items():
-        key = s.get("group_by")
-        modes = [m for m, r in s["modes"].items() if "by_group" in r]
-        if not key or not modes:
-            continue
+    for name, key, modes in _grouped_sets(results):
+        s = results["sets"][name]
         first = s["modes"][modes[0]]["by_group"]
         out += [
             f"**{name}** by {key} (CER / WER %, worst first):",
@@ -722,13 +732,11 @@ def plot_by_group(results: dict, path: str | os.PathLike) -> Path | None:
     """Horizontal bars of greedy (else the first mode's) CER per voice or engine, one panel per
     set that is broken down, worst at the top; None when no set is."""
     panels = []
-    for name, s in results["sets"].items():
-        modes = [m for m, r in s["modes"].items() if "by_group" in r]
-        if s.get("group_by") and modes:
-            mode = "greedy" if "greedy" in modes else modes[0]
-            groups = s["modes"][mode]["by_group"]
-            order = sorted(groups, key=lambda g: groups[g]["cer"])
-            panels.append((f"{name} ({mode})", s["group_by"], order, groups))
+    for name, key, modes in _grouped_sets(results):
+        mode = "greedy" if "greedy" in modes else modes[0]
+        groups = results["sets"][name]["modes"][mode]["by_group"]
+        order = sorted(groups, key=lambda g: groups[g]["cer"])
+        panels.append((f"{name} ({mode})", key, order, groups))
     if not panels:
         return None
     import matplotlib
@@ -756,8 +764,8 @@ def write_results(results: dict, out: str | os.PathLike) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(results))
-    plot_results(results, out / "wer.png")
-    plot_by_group(results, out / "voices.png")
+    plot_results(results, out / WER_PNG)
+    plot_by_group(results, out / VOICES_PNG)
     return out
 
 

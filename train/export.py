@@ -11,7 +11,7 @@ The folder holds::
                          scale per row with --quantize N: N/32 of it; loaded back as float32)
     lexicon.txt, lm.arpa (or lm.bin)   the word LM for beam search, when --lm is given
     loss.png             the training curves (found beside the experiment when not given)
-    eval_results.json    the evaluation the card's table comes from, and wer.png
+    eval_results.json    the evaluation the card's tables come from, with wer.png and voices.png
     README.md            the model card: Hub YAML front matter (license, tags, model-index with
                          WER/CER), data, hours, steps, hardware, training time, results, usage,
                          and the validation CER/WER by step from the run's log.jsonl
@@ -45,11 +45,11 @@ from ds2.checkpoint import (
 )
 from ds2.errors import CheckpointError, DS2Error
 from train.checkpointing import lineage
+from train.evaluate import FIGURES, VOICES_PNG
 from train.plots import audio_hours_seen, peak_lr, read_log
 
 LICENSE = "mit"
 LOSS_PNG = "loss.png"
-VOICES_PNG = "voices.png"  # CER per voice of the test sets broken down so (train.evaluate)
 EVAL_JSON = "eval_results.json"
 CARD_NAME = "README.md"
 # Decoder weights when nothing was tuned: flashlight's usual starting point.
@@ -608,9 +608,9 @@ def export(
             from train.evaluate import evaluate
 
             results = evaluate(load_folder(tmp, name=name), test_manifests, out=tmp / "eval")
-            shutil.move(tmp / "eval" / "wer.png", tmp / "wer.png")
-            if (tmp / "eval" / VOICES_PNG).is_file():
-                shutil.move(tmp / "eval" / VOICES_PNG, tmp / VOICES_PNG)
+            for png in FIGURES:
+                if (tmp / "eval" / png).is_file():
+                    shutil.move(tmp / "eval" / png, tmp / png)
             shutil.rmtree(tmp / "eval")
         elif isinstance(eval_results, dict):
             results = eval_results
@@ -619,7 +619,7 @@ def export(
             if not path.is_file():
                 raise DS2Error(f"evaluation results not found: {path}")
             results = json.loads(path.read_text())
-            for png in ("wer.png", VOICES_PNG):
+            for png in FIGURES:
                 if (path.parent / png).is_file():
                     shutil.copy2(path.parent / png, tmp / png)
         if results is not None:
