@@ -175,7 +175,7 @@ def main(argv=None) -> None:
     p.add_argument("--lm", help="KenLM ARPA/binary (default: the model's, or a toy bigram LM)")
     p.add_argument("--lexicon", help="lexicon for --lm (default: built from the LM's words)")
     p.add_argument("--lm-chars", type=int, default=1_000_000, help="text for the toy LM")
-    p.add_argument("--beam-width", type=int, default=32)
+    p.add_argument("--beam-width", type=int, default=128)
     p.add_argument("--lm-weight", type=float, default=0.8)
     p.add_argument("--word-score", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     t.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
-    t.add_argument("--beam-width", type=int, default=32, help="hypotheses kept per frame")
+    t.add_argument("--beam-width", type=int, default=128, help="hypotheses kept per frame")
     t.add_argument("--nbest", type=int, default=5, help="beam transcripts reported (json)")
     t.add_argument(
         "--lm", default="auto", help="KenLM file (ARPA or binary); auto: the model's own LM, if any"

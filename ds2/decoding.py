@@ -523,7 +523,7 @@ class BeamSearchDecoder:
         self,
         vocab: Vocabulary,
         *,
-        beam_width: int = 32,
+        beam_width: int = 128,
         nbest: int = 5,
         lexicon=None,
         lm=None,

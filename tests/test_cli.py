@@ -126,7 +126,7 @@ def test_models_and_help(capsys):
         main(["transcribe", "--help"])
     assert e.value.code == 0
     help_text = capsys.readouterr().out
-    assert "--beam-width" in help_text and "(default: 32)" in help_text
+    assert "--beam-width" in help_text and "(default: 128)" in help_text
     with pytest.raises(SystemExit) as e:
         main([])  # a command is required
     assert e.value.code == 2

@@ -336,8 +336,11 @@ def test_card_tables_every_stage_of_a_fine_tune_rebuilt_from_local_folders(tmp_p
     assert f"| 3 | `{ft1}` | 2,451 | 1.55 h | 52.89 h | 116.24 h | 0.0002 | bf16 |" in text
     assert "| **all** | | **12,858** | **13.39 h** | **292.94 h** | | | |" in text
     assert "not recorded here" not in text
-    # a model trained in one run has no stage table
-    assert "trained in stages" not in (export(base, tmp_path / "one") / "README.md").read_text()
+    # the facts table above the stage table is introduced as the last stage's, not the whole's
+    assert text.index("The last training stage") < text.index("| optimizer steps | 2451 |")
+    # a model trained in one run has no stage table, and its facts are the whole training
+    one = (export(base, tmp_path / "one") / "README.md").read_text()
+    assert "trained in stages" not in one and "The last training stage" not in one
 
     # once the first stage's folder is gone, the chain stops there and the card says so
     shutil.rmtree(base)

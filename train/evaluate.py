@@ -327,7 +327,7 @@ def make_decoder(
     model: LoadedModel,
     mode: str,
     *,
-    beam_width: int = 32,
+    beam_width: int = 128,
     lm: Path | None = None,
     lexicon: Path | None = None,
     lm_weight: float | None = None,
@@ -416,7 +416,7 @@ def evaluate(
     manifests,
     modes: Iterable[str] | str = MODES,
     *,
-    beam_width: int = 32,
+    beam_width: int = 128,
     lm=None,
     lexicon=None,
     lm_weight: float | None = None,
@@ -779,7 +779,7 @@ def main(argv=None):
         "--manifest", nargs="+", required=True, help="JSONL manifests; name=path names a set"
     )
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated decoding modes")
-    ap.add_argument("--beam-width", type=int, default=32)
+    ap.add_argument("--beam-width", type=int, default=128)
     ap.add_argument("--lm", default=None, help="LM file or folder (default: the model's own)")
     ap.add_argument("--lexicon", default=None, help="lexicon (default: beside the LM)")
     ap.add_argument("--lm-weight", type=float, default=None, help="default: the model's tuned")

@@ -380,6 +380,9 @@ def model_card(
     spec = fine_tuned_from(training)
     if spec:
         facts.append(("initialised from", f"`{spec}` (fine-tuned: the steps above are its own)"))
+    if len(training_stages(training)) > 1:
+        # The facts are the run that wrote these weights; the stage table after them sums all.
+        lines += ["The last training stage, the one that wrote these weights:", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
     lines += _stages_section(training)
     history = training.get("valid_history") or []
