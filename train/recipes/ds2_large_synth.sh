@@ -17,7 +17,7 @@
 #   natural on the same CPU (session 18): 219 steps in the 1.3-h clock of NATURAL_ARGS, 3.7-5
 #           audio-s/s, 6.4 h of audio heard; greedy CER test_unseen_voice 11.7 -> 11.35 %,
 #           valid 6.0 -> 5.7 %, real_asterisk_test 29.6 -> 27.9 %, real_dev 77.7 -> 78.7 %
-#   LM ~30 s; tuning ~5 min and evaluation ~20 min on a 2-core CPU (the model runs at a
+#   LM ~30 s; tuning ~14 min (beam 128) and evaluation ~20 min on a 2-core CPU (the model runs at a
 #           wall-clock RTF of 0.06 there), less on the GPU host.
 #   export  --quantize 6: weight matrices as 6-bit integers with a float32 scale per row (19.5 MB;
 #           int8 26 MB, fp16 52 MB), so the folder with its LM stays under the 40 MB a shipped
@@ -133,7 +133,7 @@ fi
 
 if run_from tune; then
   python -m train.tune_lm --model "$EXP/avg" --manifest data/synth/valid.jsonl --lm exp/lm \
-    --alphas 0.5,1.0,1.5,2.0 --betas=-1,0,1 --limit 0 --beam-width 32 --out "$EXP/tune"
+    --alphas 0.5,1.0,1.5,2.0 --betas=-1,0,1 --limit 0 --beam-width 128 --out "$EXP/tune"
 fi
 
 if run_from export; then
