@@ -42,6 +42,7 @@ from ds2.checkpoint import (
     training_stages,
     training_totals,
 )
+from ds2.decoding import DEFAULT_BEAM_WIDTH
 from ds2.errors import AudioError, CheckpointError, DS2Error
 from ds2.hub import available_models, load_model
 from ds2.subtitles import to_srt, to_vtt
@@ -55,7 +56,6 @@ MAX_SECONDS = float(os.environ.get("DS2_MAX_SECONDS", 3600))  # longest input ac
 MAX_UPLOAD_MB = float(os.environ.get("DS2_MAX_UPLOAD_MB", 300))  # 1 h of 16-kHz wav is 115 MB
 CONCURRENCY = int(os.environ.get("DS2_CONCURRENCY", 1))  # transcriptions at once (CPU-bound)
 DEVICE = os.environ.get("DS2_DEVICE", "auto")
-DEFAULT_BEAM = 128  # beam width the page starts with
 DEFAULT_LM_WEIGHT = 0.8  # LM weight and word bonus for a model with an LM but no tuned values
 DEFAULT_WORD_SCORE = 0.0
 KEEP_RESULTS_SECONDS = 3600  # request folders (figures, subtitles) older than this are removed
@@ -405,7 +405,7 @@ def warm_up(model: ds2.LoadedModel) -> threading.Thread:
     has_lm = model.lm_path is not None
     options = decode_options(
         True,
-        DEFAULT_BEAM,
+        DEFAULT_BEAM_WIDTH,
         has_lm,
         dec.get("lm_weight", DEFAULT_LM_WEIGHT),
         dec.get("word_score", DEFAULT_WORD_SCORE),
@@ -691,7 +691,7 @@ def build_demo() -> gr.Blocks:
         with gr.Accordion("Decoding", open=False):
             with gr.Row():
                 run_beam = gr.Checkbox(value=True, label="Beam search (greedy always runs)")
-                beam_width = gr.Slider(1, 256, value=DEFAULT_BEAM, step=1, label="Beam width")
+                beam_width = gr.Slider(1, 256, value=DEFAULT_BEAM_WIDTH, step=1, label="Beam width")
                 use_lm = gr.Checkbox(value=False, label="Word LM", interactive=False)
                 lm_weight = gr.Slider(
                     0.0, 5.0, value=DEFAULT_LM_WEIGHT, step=0.05, label="LM weight"

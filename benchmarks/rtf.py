@@ -33,7 +33,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ds2.audio import SAMPLE_RATE, load_audio  # noqa: E402
-from ds2.decoding import BeamSearchDecoder, greedy_decode, write_lexicon  # noqa: E402
+from ds2.decoding import (  # noqa: E402
+    DEFAULT_BEAM_WIDTH,
+    BeamSearchDecoder,
+    greedy_decode,
+    write_lexicon,
+)
 from ds2.features import FeatureConfig, compute_features  # noqa: E402
 from ds2.model import DeepSpeech2, preset  # noqa: E402
 from ds2.text import normalize_text  # noqa: E402
@@ -175,7 +180,7 @@ def main(argv=None) -> None:
     p.add_argument("--lm", help="KenLM ARPA/binary (default: the model's, or a toy bigram LM)")
     p.add_argument("--lexicon", help="lexicon for --lm (default: built from the LM's words)")
     p.add_argument("--lm-chars", type=int, default=1_000_000, help="text for the toy LM")
-    p.add_argument("--beam-width", type=int, default=128)
+    p.add_argument("--beam-width", type=int, default=DEFAULT_BEAM_WIDTH)
     p.add_argument("--lm-weight", type=float, default=0.8)
     p.add_argument("--word-score", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))

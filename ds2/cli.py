@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from .decoding import DEFAULT_BEAM_WIDTH
 from .errors import DS2Error
 
 FORMATS = ("txt", "json", "jsonl", "srt", "vtt")
@@ -55,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     t.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
-    t.add_argument("--beam-width", type=int, default=128, help="hypotheses kept per frame")
+    t.add_argument(
+        "--beam-width", type=int, default=DEFAULT_BEAM_WIDTH, help="hypotheses kept per frame"
+    )
     t.add_argument("--nbest", type=int, default=5, help="beam transcripts reported (json)")
     t.add_argument(
         "--lm", default="auto", help="KenLM file (ARPA or binary); auto: the model's own LM, if any"

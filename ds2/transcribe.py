@@ -32,7 +32,7 @@ import torch
 
 from .audio import MIN_SAMPLES, SAMPLE_RATE, SILENCE_PEAK, iter_blocks, load_audio
 from .checkpoint import LoadedModel
-from .decoding import Hypothesis, Word, greedy_decode
+from .decoding import DEFAULT_BEAM_WIDTH, Hypothesis, Word, greedy_decode
 from .errors import AudioError, DecoderError
 from .features import FeatureConfig, compute_features, log_spectrogram, pad_features
 from .vocab import Vocabulary
@@ -51,7 +51,7 @@ class TranscribeOptions:
     """How to transcribe. Every field can also be passed to :func:`transcribe` as a keyword."""
 
     decoder: str = "greedy"  # "greedy" or "beam"; greedy is always computed as well
-    beam_width: int = 128  # hypotheses kept per frame by the beam search
+    beam_width: int = DEFAULT_BEAM_WIDTH  # hypotheses kept per frame by the beam search
     nbest: int = 5  # beam hypotheses returned, best first
     lm: str | os.PathLike | None = "auto"  # "auto": the model's own LM if it ships one; None: no LM
     lexicon: str | os.PathLike | None = None  # None: the model's lexicon when its LM is used

@@ -355,7 +355,13 @@ def test_warm_up_builds_the_decoder_the_first_request_uses(app_module, tmp_path,
 
     # the first request, with the values on_model_change puts in the controls
     _, weight, bonus, use_lm = app_module.on_model_change(spec)
-    controls = (True, app_module.DEFAULT_BEAM, use_lm["value"], weight["value"], bonus["value"])
+    controls = (
+        True,
+        app_module.DEFAULT_BEAM_WIDTH,
+        use_lm["value"],
+        weight["value"],
+        bonus["value"],
+    )
     app_module.transcribe_audio(str(speech_wav), spec, *controls, "")
     (used,) = _DECODERS.values()
     assert used is warm

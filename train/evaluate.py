@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ds2.audio import load_audio
 from ds2.checkpoint import LoadedModel
+from ds2.decoding import DEFAULT_BEAM_WIDTH
 from ds2.errors import AudioError, DecoderError, DS2Error
 from ds2.features import compute_features, pad_features
 from ds2.text import normalize_text
@@ -203,9 +204,12 @@ def error_rates_by(
 ) -> dict[str, dict]:
     """``{group: {"utterances", "wer", "cer"}}``: the error rates of each group's utterances,
     summed over the group like :func:`error_rates` (so a voice with long sentences weighs more)."""
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
     out = {}
-    for g in sorted(set(groups)):
-        idx = [i for i, x in enumerate(groups) if x == g]
+    for g in sorted(members):
+        idx = members[g]
         e = error_rates([refs[i] for i in idx], [hyps[i] for i in idx])
         out[g] = {"utterances": len(idx), "wer": e["wer"], "cer": e["cer"]}
     return out
@@ -327,7 +331,7 @@ def make_decoder(
     model: LoadedModel,
     mode: str,
     *,
-    beam_width: int = 128,
+    beam_width: int = DEFAULT_BEAM_WIDTH,
     lm: Path | None = None,
     lexicon: Path | None = None,
     lm_weight: float | None = None,
@@ -416,7 +420,7 @@ def evaluate(
     manifests,
     modes: Iterable[str] | str = MODES,
     *,
-    beam_width: int = 128,
+    beam_width: int = DEFAULT_BEAM_WIDTH,
     lm=None,
     lexicon=None,
     lm_weight: float | None = None,
@@ -779,7 +783,7 @@ def main(argv=None):
         "--manifest", nargs="+", required=True, help="JSONL manifests; name=path names a set"
     )
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated decoding modes")
-    ap.add_argument("--beam-width", type=int, default=128)
+    ap.add_argument("--beam-width", type=int, default=DEFAULT_BEAM_WIDTH)
     ap.add_argument("--lm", default=None, help="LM file or folder (default: the model's own)")
     ap.add_argument("--lexicon", default=None, help="lexicon (default: beside the LM)")
     ap.add_argument("--lm-weight", type=float, default=None, help="default: the model's tuned")

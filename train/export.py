@@ -192,9 +192,9 @@ def _fmt_hours(h) -> str:
     return f"{h:.2f} h" if h >= 1 else f"{60 * h:.0f} min"
 
 
-def _stages_section(training: dict) -> list[str]:
-    """A table of every run behind a fine-tuned model, with their sums; nothing for one run."""
-    stages = training_stages(training)
+def _stages_section(training: dict, stages: list[dict]) -> list[str]:
+    """A table of every run behind a fine-tuned model (``stages``: its
+    :func:`training_stages`), with their sums; nothing for one run."""
     if len(stages) < 2:
         return []
 
@@ -380,11 +380,12 @@ def model_card(
     spec = fine_tuned_from(training)
     if spec:
         facts.append(("initialised from", f"`{spec}` (fine-tuned: the steps above are its own)"))
-    if len(training_stages(training)) > 1:
+    stages = training_stages(training)
+    if len(stages) > 1:
         # The facts are the run that wrote these weights; the stage table after them sums all.
         lines += ["The last training stage, the one that wrote these weights:", ""]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts]
-    lines += _stages_section(training)
+    lines += _stages_section(training, stages)
     history = training.get("valid_history") or []
     if history:
         lines += [
