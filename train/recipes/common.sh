@@ -40,12 +40,28 @@ build_corpus() {
     python -m train.augment --manifest data/real/real_asterisk_train.jsonl \
       --out data/real/real_asterisk_train_sp --seed "$SEED"
   fi
-  # Extra training talkers: Piper's neural voices (train/requirements-tts.txt), 3 h, no held-out
-  # split (they never join test_unseen_voice). Skipped where the packages cannot be installed.
+  build_neural_corpora
+}
+
+# Extra talkers from neural TTS (train/requirements-tts.txt, and npm's kokoro-js for Kokoro's
+# English voice styles); each is skipped where its packages cannot be installed.
+#   data/piper   3 h of Piper's en_US-joe, all training (one talker: nothing to hold out)
+#   data/kokoro  1 h of Kokoro's 28 English voices, 4 of them held out as test_unseen_voice
+has_engine() { python -c "import sys, train.synth as s; sys.exit(not s.available_engines()['$1'])"; }
+build_neural_corpora() {
   python -m pip install -q -r train/requirements-tts.txt || true
-  if python -c 'import sys, train.synth as s; sys.exit(not s.available_engines()["piper"])'; then
+  if [ ! -d data/tts/kokoro-js/voices ] && command -v npm > /dev/null; then
+    mkdir -p data/tts
+    (cd data/tts && npm pack -q kokoro-js@1.2.1 && tar xzf kokoro-js-1.2.1.tgz \
+      && mv package kokoro-js) || true
+  fi
+  if has_engine piper; then
     python -m train.synth --out data/piper --engines piper --hours 3 --valid-fraction 0 \
       --test-fraction 0 --seed "$SEED" --jobs "$JOBS"
+  fi
+  if has_engine kokoro; then
+    python -m train.synth --out data/kokoro --engines kokoro --hours 1 --valid-fraction 0 \
+      --test-fraction 0.1 --seed "$SEED" --jobs "$JOBS"
   fi
 }
 

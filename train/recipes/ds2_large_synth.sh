@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_large_synth.sh                 # everything
-#   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (data|lm|train|finetune|adapt|natural|average|tune|export)
+#   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (data|lm|train|finetune|adapt|natural|neural|average|tune|export)
 #
 # Measured on one NVIDIA H100 80GB with 16 CPU cores (session 16):
 #   corpus  100 h in 285 s with 16 jobs (the TTS engines run on the CPU cores)
@@ -46,7 +46,7 @@ read -r -a FT_EXTRA <<< "${FT_ARGS:---max-hours 0.15}"
 ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
-stages=(data lm train finetune adapt natural average tune export)
+stages=(data lm train finetune adapt natural neural average tune export)
 corpus_and_lm_stages
 
 if run_from train; then
@@ -101,30 +101,71 @@ fi
 NATURAL=${NATURAL:-1}
 NATURAL_EXP=${NATURAL_EXP:-exp/ds2_large_adapt2}
 read -r -a NATURAL_EXTRA <<< "${NATURAL_ARGS:---max-hours 1.3}"
+
+# sample DIR SEED MANIFEST HOURS NAME [--engines E]: a seeded subset, clips of up to 8 s.
+sample() {
+  python -m train.manifest "$3" --sample-hours "$4" --max-duration 8 --seed "$2" \
+    --out "$1/$5.jsonl" "${@:6}"
+}
+# adapt_top EXP INIT SEED ARGS...: the natural and neural stages' training, the top two GRU
+# layers and the output layer on a 2-core CPU, validated on 0.2 h of valid's natural voices.
+adapt_top() {
+  local exp=$1 init=$2 seed=$3
+  shift 3
+  python -m train.train --config train/configs/ds2_large.toml \
+    --valid data/adapt2/valid_natural.jsonl --eval-max-utterances 200 \
+    --eval-every-minutes 20 --exp "$exp" --init-from "$init" --resume \
+    --freeze-rnn-layers 3 --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
+    --no-sortagrad --lr 3e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
+    --time-masks 2 --time-mask-max 20 --checkpoint-minutes 5 --save-every-steps 30 \
+    --keep-checkpoints 12 --seed "$seed" --num-workers 1 --precision auto "$@"
+}
+# mix DIR SEED NATURAL ESPEAK SHORT REAL_SP: the adaptations' shared draw, in hours: flite and
+# festival sentences, espeak sentences, short utterances and the real prompts' perturbed copies;
+# MIX gets their manifests and the real prompts once. Both adaptations validate on the same
+# natural-voice clips, so their validation CERs compare.
+mix() {
+  local d=$1 seed=$2
+  sample "$d" "$seed" data/synth/train.jsonl "$3" natural --engines flite,festival
+  sample "$d" "$seed" data/synth/train.jsonl "$4" espeak --engines espeak
+  sample "$d" "$seed" data/synth_short/train.jsonl "$5" short
+  MIX=("$d/natural.jsonl" "$d/espeak.jsonl" "$d/short.jsonl")
+  if [ -f data/real/real_asterisk_train.jsonl ]; then
+    sample "$d" "$seed" data/real/real_asterisk_train_sp/perturbed.jsonl "$6" real_sp
+    MIX+=(data/real/real_asterisk_train.jsonl "$d/real_sp.jsonl")
+  fi
+  [ -f data/adapt2/valid_natural.jsonl ] || \
+    sample data/adapt2 "$((2 + SEED))" data/synth/valid.jsonl 0.2 valid_natural \
+      --engines flite,festival
+}
+
 if [ "$NATURAL" -ge 1 ]; then
   if run_from natural; then
-    sample() { python -m train.manifest "$1" --sample-hours "$2" --max-duration 8 \
-      --seed "$((2 + SEED))" --out "data/adapt2/$3.jsonl" "${@:4}"; }
-    sample data/synth/train.jsonl 2.5 natural --engines flite,festival
-    sample data/synth/train.jsonl 0.8 espeak --engines espeak
-    sample data/synth_short/train.jsonl 0.8 short
-    sample data/synth/valid.jsonl 0.2 valid_natural --engines flite,festival
-    NA=(data/adapt2/natural.jsonl data/adapt2/espeak.jsonl data/adapt2/short.jsonl)
-    if [ -f data/real/real_asterisk_train.jsonl ]; then
-      sample data/real/real_asterisk_train_sp/perturbed.jsonl 0.5 real_sp
-      NA+=(data/real/real_asterisk_train.jsonl data/adapt2/real_sp.jsonl)
-    fi
+    mix data/adapt2 "$((2 + SEED))" 2.5 0.8 0.8 0.5
     average_run "$EXP"
-    python -m train.train --config train/configs/ds2_large.toml \
-      --train "${NA[@]}" --valid data/adapt2/valid_natural.jsonl --eval-max-utterances 200 \
-      --eval-every-minutes 20 --exp "$NATURAL_EXP" --init-from "$EXP/avg" --resume \
-      --freeze-rnn-layers 3 --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
-      --no-sortagrad --lr 3e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
-      --time-masks 2 --time-mask-max 20 --checkpoint-minutes 5 --save-every-steps 30 \
-      --keep-checkpoints 12 --seed "$((2003 + SEED))" --num-workers 1 --precision auto \
+    adapt_top "$NATURAL_EXP" "$EXP/avg" "$((2003 + SEED))" --train "${MIX[@]}" \
       "${NATURAL_EXTRA[@]}"
   fi
   EXP=$NATURAL_EXP
+fi
+
+# NEURAL=1 (session 20): the same top layers meet neural voices, which read more like people
+# than any engine above (the natural-adapted model transcribed them at about real speech's error
+# rate): 1.5 h of Piper's joe, Kokoro's 24 training voices (0.9 h) twice, 1.5 h of the
+# flite/festival sentences, 0.6 h each of espeak sentences and short utterances, the real
+# prompts once and 0.3 h of their perturbed copies (6.6 h, half of it neural).
+NEURAL=${NEURAL:-1}
+NEURAL_EXP=${NEURAL_EXP:-exp/ds2_large_neural}
+read -r -a NEURAL_EXTRA <<< "${NEURAL_ARGS:---max-hours 1.2}"
+if [ "$NEURAL" -ge 1 ] && [ -f data/piper/train.jsonl ] && [ -f data/kokoro/train.jsonl ]; then
+  if run_from neural; then
+    sample data/adapt_neural "$((4 + SEED))" data/piper/train.jsonl 1.5 piper
+    mix data/adapt_neural "$((4 + SEED))" 1.5 0.6 0.6 0.3
+    average_run "$EXP"
+    adapt_top "$NEURAL_EXP" "$EXP/avg" "$((2004 + SEED))" --train data/adapt_neural/piper.jsonl \
+      data/kokoro/train.jsonl data/kokoro/train.jsonl "${MIX[@]}" "${NEURAL_EXTRA[@]}"
+  fi
+  EXP=$NEURAL_EXP
 fi
 
 if run_from average; then
@@ -142,6 +183,8 @@ if run_from export; then
   [ -f data/real/real_asterisk_test.jsonl ] && TESTS+=(data/real/real_asterisk_test.jsonl)
   [ -f data/synth_short/test_unseen_voice.jsonl ] && \
     TESTS+=(short_unseen_voice=data/synth_short/test_unseen_voice.jsonl)
+  [ -f data/kokoro/test_unseen_voice.jsonl ] && \
+    TESTS+=(kokoro_unseen_voice=data/kokoro/test_unseen_voice.jsonl)
   EXTRA=()
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --quantize 6 \
