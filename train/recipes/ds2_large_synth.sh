@@ -17,6 +17,10 @@
 #   natural on the same CPU (session 18): 219 steps in the 1.3-h clock of NATURAL_ARGS, 3.7-5
 #           audio-s/s, 6.4 h of audio heard; greedy CER test_unseen_voice 11.7 -> 11.35 %,
 #           valid 6.0 -> 5.7 %, real_asterisk_test 29.6 -> 27.9 %, real_dev 77.7 -> 78.7 %
+#   neural  on the same CPU (session 20): data/piper (3 h) in 12 min and data/kokoro (1 h) in 27
+#           min with 2 jobs; 181 steps in the 1.2-h clock of NEURAL_ARGS, 5.8 h of audio heard;
+#           greedy CER test_unseen_voice 11.35 -> 10.87 %, unseen Kokoro voices 34.3 -> 28.7 %,
+#           real_asterisk_test 27.9 -> 26.7 %, real_dev 78.7 -> 75.0 %, valid 5.7 -> 6.4 %
 #   LM ~30 s; tuning ~14 min (beam 128) and evaluation ~20 min on a 2-core CPU (the model runs at a
 #           wall-clock RTF of 0.06 there), less on the GPU host.
 #   export  --quantize 6: weight matrices as 6-bit integers with a float32 scale per row (19.5 MB;
