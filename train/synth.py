@@ -236,7 +236,7 @@ def kokoro_voices() -> dict[str, Path]:
     return {
         f.stem: f
         for f in sorted(folder.glob("*.bin"))
-        if re.fullmatch(r"[ab][fm]_[a-z]+", f.stem)  # a/b: American/British, f/m: gender
+        if re.fullmatch(f"[{''.join(KOKORO_ACCENTS)}][fm]_[a-z]+", f.stem)  # accent, gender, name
     }
 
 
@@ -324,19 +324,19 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                     voices.append(
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
-    if "piper" in engines and have["piper"]:
-        for v in piper_voice_models():
-            for c in PITCH_SHIFTS:
-                voices.append(Voice(f"piper-{v}-c{c:+d}", "piper", v, f"piper-{v}", c))
-    if "kokoro" in engines and have["kokoro"]:
-        for v in kokoro_voices():
-            for c in PITCH_SHIFTS:
-                voices.append(Voice(f"kokoro-{v}-c{c:+d}", "kokoro", v, f"kokoro-{v}", c))
+    for engine, installed in (("piper", piper_voice_models), ("kokoro", kokoro_voices)):
+        if engine in engines and have[engine]:
+            for v in installed():
+                for c in PITCH_SHIFTS:
+                    voices.append(Voice(f"{engine}-{v}-c{c:+d}", engine, v, f"{engine}-{v}", c))
     return sorted(voices, key=lambda v: v.id)
 
 
-def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
+def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> set[str]:
     """Talkers kept out of training: one natural (flite/festival) talker + ~4 % of espeak's.
+
+    A corpus without a test split (``test_split=False``: only extra training voices) holds
+    none out.
 
     Talkers with more than one base voice (kal, slt: in two engines) stay in training. The neural
     engines' talkers are never candidates for that draw (adding them must not change which
@@ -344,6 +344,8 @@ def heldout_talkers(voices: list[Voice], seed: int) -> set[str]:
     out a seventh of them (at least one) in a draw of its own.
     Always at least two voice configurations are held out.
     """
+    if not test_split:
+        return set()
     rng = np.random.default_rng([seed, 7])
     by_talker: dict[str, set[str]] = {}
     names: dict[str, set[str]] = {}
@@ -534,12 +536,19 @@ def _espeak(item: Item, tmp: str) -> np.ndarray:
     return _read_wav(wav)
 
 
+def _shift_ratio(voice: Voice) -> float:
+    """The resampling factor of a flite, Piper or Kokoro voice's pitch shift.
+
+    The shift is a resampling (pitch and formants move together, like a longer or shorter vocal
+    tract: a more different speaker than a pure pitch shift, at 1/10 the cost of sox). It also
+    changes the tempo by this ratio, which each engine's own duration setting undoes.
+    """
+    return 2 ** (voice.pitch / 1200)
+
+
 def _flite(item: Item, tmp: str) -> np.ndarray:
     wav = os.path.join(tmp, "flite.wav")
-    # The pitch shift is a resampling (pitch and formants move together, like a longer or
-    # shorter vocal tract: a more different speaker than a pure pitch shift, at 1/10 the cost of
-    # sox). It also changes the tempo by ``ratio``, which flite's duration_stretch undoes.
-    ratio = 2 ** (item.voice.pitch / 1200)
+    ratio = _shift_ratio(item.voice)
     stretch = f"{ratio / item.tempo:.4f}"
     _run(
         [
@@ -558,25 +567,30 @@ def _flite(item: Item, tmp: str) -> np.ndarray:
     return augment.speed_perturb(_read_wav(wav), ratio)
 
 
+def _onnx_session(model: Path):
+    """A CPU onnxruntime session on one thread: one worker per core (--jobs), not a pool each."""
+    import onnxruntime
+
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return onnxruntime.InferenceSession(
+        str(model), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+
+
 _PIPER: dict = {}  # voice name -> PiperVoice, loaded once per worker process
 
 
 def _piper_voice(name: str):
     if name not in _PIPER:
-        import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         model = piper_voice_models()[name]
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = 1  # one worker per core (--jobs), not a thread pool each
-        opts.inter_op_num_threads = 1
         config = json.loads(model.with_name(model.name + ".json").read_text(encoding="utf-8"))
         _PIPER[name] = PiperVoice(
-            session=onnxruntime.InferenceSession(
-                str(model), sess_options=opts, providers=["CPUExecutionProvider"]
-            ),
-            config=PiperConfig.from_dict(config),
+            session=_onnx_session(model), config=PiperConfig.from_dict(config)
         )
     return _PIPER[name]
 
@@ -585,8 +599,7 @@ def _piper(item: Item, tmp: str) -> np.ndarray:
     from piper import SynthesisConfig
 
     voice = _piper_voice(item.voice.name)
-    # The same resampling shift as flite's (see _flite); length_scale undoes its tempo change.
-    ratio = 2 ** (item.voice.pitch / 1200)
+    ratio = _shift_ratio(item.voice)  # length_scale undoes its tempo change
     rng = np.random.default_rng([*item.seed, 11])
     config = SynthesisConfig(
         length_scale=ratio / item.tempo,
@@ -600,7 +613,7 @@ def _piper(item: Item, tmp: str) -> np.ndarray:
     return augment.speed_perturb(resample(audio, chunks[0].sample_rate, SAMPLE_RATE), ratio)
 
 
-_KOKORO: list = []  # [(onnxruntime session, vocab)], loaded once per worker process
+_KOKORO: dict = {}  # "session", "vocab", voice name -> styles: loaded once per worker process
 
 
 def _kokoro_phonemes(text: str, accent: str) -> str:
@@ -618,24 +631,20 @@ def _kokoro_phonemes(text: str, accent: str) -> str:
 
 def _kokoro(item: Item, tmp: str) -> np.ndarray:
     if not _KOKORO:
-        import onnxruntime
-
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = 1  # one worker per core (--jobs)
-        opts.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(
-            str(kokoro_model()), sess_options=opts, providers=["CPUExecutionProvider"]
+        _KOKORO.update(session=_onnx_session(kokoro_model()), vocab=_kokoro_vocab())
+        # A voice file holds one 256-d style per input length (510, 1, 256), as kokoro-js
+        # reads it: 0.5 MB a voice, all of them read once.
+        _KOKORO.update(
+            (name, np.fromfile(path, dtype=np.float32).reshape(-1, 256))
+            for name, path in kokoro_voices().items()
         )
-        _KOKORO.append((session, _kokoro_vocab()))
-    session, vocab = _KOKORO[0]
-    name = item.voice.name
+    session, vocab, name = _KOKORO["session"], _KOKORO["vocab"], item.voice.name
     phonemes = _kokoro_phonemes(item.speak, KOKORO_ACCENTS[name[0]])
     tokens = [vocab[c] for c in phonemes if c in vocab][:510]  # the model's context is 512
     if not tokens:
         raise RuntimeError(f"no Kokoro phonemes for {item.speak!r}")
-    # A voice file holds one 256-d style per input length (510, 1, 256), as kokoro-js reads it.
-    styles = np.fromfile(kokoro_voices()[name], dtype=np.float32).reshape(-1, 256)
-    ratio = 2 ** (item.voice.pitch / 1200)  # flite's resampling shift; speed undoes its tempo
+    styles = _KOKORO[name]
+    ratio = _shift_ratio(item.voice)  # speed undoes its tempo change
     audio = session.run(
         None,
         {
@@ -847,8 +856,7 @@ def build(
         raise SynthError("no TTS engine is installed: run train/setup_tts.sh (needs root)")
     voices = list_voices(engines)
     targets = split_hours(hours, valid_fraction, test_fraction)
-    # A corpus without a test split (only extra training voices) needs no held-out talker.
-    held = heldout_talkers(voices, seed) if targets["test_unseen_voice"] > 0 else set()
+    held = heldout_talkers(voices, seed, test_split=targets["test_unseen_voice"] > 0)
     if sentences is None:
         sentences = split_sentences(load_sentences())
     weights = weights or ENGINE_WEIGHTS
@@ -1112,7 +1120,7 @@ def main(argv=None) -> None:
         p.error(f"unknown engine(s) {unknown}; choose from {', '.join(ENGINES)}")
     if args.list_voices:
         voices = list_voices(engines)
-        held = heldout_talkers(voices, args.seed) if args.test_fraction > 0 else set()
+        held = heldout_talkers(voices, args.seed, test_split=args.test_fraction > 0)
         for v in voices:
             print(v.id, "(held out)" if v.talker in held else "")
         print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")
