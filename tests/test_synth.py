@@ -149,6 +149,14 @@ def test_kokoro_blends_are_new_training_talkers_of_training_voices_only():
     assert synth.kokoro_blends(kokoro, held, 0, 0) == []
 
 
+def test_kokoro_blends_without_kokoro_is_a_usage_error(capsys):
+    for argv in (["--engines", "espeak", "--kokoro-blends", "4"], ["--kokoro-blends", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            synth.main([*argv, "--list-voices"])
+        assert e.value.code == 2
+        assert "--kokoro-blends" in capsys.readouterr().err
+
+
 def test_a_kokoro_blend_speaks(tmp_path):
     if not HAVE["kokoro"] or not {"am_michael", "bm_george"} <= set(synth.kokoro_voices()):
         pytest.skip("Kokoro and its voices are not installed (train/requirements-tts.txt)")

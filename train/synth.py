@@ -894,7 +894,9 @@ def build(
 
     Existing complete audio files of the same plan are reused, so an interrupted build resumes.
     ``sentences`` ({"train", "valid", "test"} -> list of :class:`train.text_corpus.Sentence`)
-    replaces the Debian text corpus (tests use a handful).
+    replaces the Debian text corpus (tests use a handful). ``kokoro_blend_count`` adds that many
+    blended Kokoro training talkers (:func:`kokoro_blends`); ``heldout_seed`` holds out another
+    seed's talkers (:func:`corpus_voices`).
     """
     from tqdm import tqdm
 
@@ -1192,6 +1194,8 @@ def main(argv=None) -> None:
     unknown = [e for e in engines if e not in ENGINES]
     if unknown:
         p.error(f"unknown engine(s) {unknown}; choose from {', '.join(ENGINES)}")
+    if args.kokoro_blends < 0 or (args.kokoro_blends and "kokoro" not in engines):
+        p.error("--kokoro-blends takes a count >= 0 and needs kokoro in --engines")
     if args.list_voices:
         voices, held = corpus_voices(
             engines, args.seed, args.test_fraction > 0, args.kokoro_blends, args.heldout_seed
