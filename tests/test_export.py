@@ -347,3 +347,23 @@ def test_card_tables_every_stage_of_a_fine_tune_rebuilt_from_local_folders(tmp_p
     text = (export(ft2, tmp_path / "again") / "README.md").read_text()
     assert f"| 1 | `{base}` | 1,407 |" in text
     assert f"Stage 1 started from `{base}`, whose training is not recorded" in text
+
+
+def test_export_ships_the_binary_lm_and_its_card_says_so(experiment, tmp_path):
+    """With lm.bin beside lm.arpa, the folder gets the binary only, and the card names its
+    format and quantisation from lm.json."""
+    ckpt, lm = experiment
+    binary = b"mmap lm http://kheafield.com/code format version 5\x00" + b"\x07" * 64
+    (lm / "lm.bin").write_bytes(binary)
+    stats = json.loads((lm / "lm.json").read_text())
+    stats.update(binary="lm.bin", binary_bytes=len(binary), binary_quantize=8)
+    (lm / "lm.json").write_text(json.dumps(stats))
+    out = export(ckpt, tmp_path / "ds2-tiny", lm=lm, eval_results=RESULTS)
+
+    names = {p.name for p in out.iterdir()}
+    assert "lm.bin" in names and "lm.arpa" not in names
+    assert (out / "lm.bin").read_bytes() == binary
+    assert load_folder(out).lm_path == out / "lm.bin"
+    card = (out / "README.md").read_text()
+    mb = stats["arpa_bytes"] / 1e6
+    assert f"8-bit quantised probabilities and backoffs) in place of its {mb:.1f}-MB ARPA" in card

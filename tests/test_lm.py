@@ -234,24 +234,86 @@ def _build_binary_exe():
     return shutil.which("build_binary") or (str(local) if local.is_file() else None)
 
 
+def _sentence_scores(paths, words, sentence):
+    """flashlight KenLM's total log10 score of ``sentence`` under each LM file in ``paths``."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    scores = []
+    for path in paths:
+        lm = KenLM(str(path), Dictionary(words))
+        state, total = lm.start(False), 0.0
+        for w in sentence.split():
+            state, s = lm.score(state, words.index(w))
+            total += s
+        scores.append(total + lm.finish(state)[1])
+    return scores
+
+
 @pytest.mark.skipif(
     _build_binary_exe() is None, reason="KenLM tools not built (tools/build_kenlm.sh)"
 )
 def test_binary_lm_scores_like_the_arpa(tmp_path):
-    from flashlight.lib.text.decoder.kenlm import KenLM
-    from flashlight.lib.text.dictionary import Dictionary
-
     out = tmp_path / "lm"
     train = _write(tmp_path / "train.txt", random_corpus(200))
     main(["--text", str(train), "--order", "3", "--out", str(out), "--binary"])
     assert json.loads((out / "lm.json").read_text())["binary"] == "lm.bin"
     words = read_arpa(out / "lm.arpa").vocab
-    scores = []
-    for path in (out / "lm.arpa", out / "lm.bin"):
-        lm = KenLM(str(path), Dictionary(words))
-        state, total = lm.start(False), 0.0
-        for w in "the cat sat on a mat".split():
-            state, s = lm.score(state, words.index(w))
-            total += s
-        scores.append(total + lm.finish(state)[1])
+    scores = _sentence_scores((out / "lm.arpa", out / "lm.bin"), words, "the cat sat on a mat")
     assert scores[0] == pytest.approx(scores[1], abs=1e-5)
+
+
+def test_quantize_is_a_usage_error_without_binary_or_out_of_range(tmp_path, capsys):
+    train = _write(tmp_path / "train.txt", random_corpus(50))
+    with pytest.raises(SystemExit):
+        main(["--text", str(train), "--out", str(tmp_path / "a"), "--quantize", "8"])
+    assert "add --binary" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--text", str(train), "--out", str(tmp_path / "b"), "--binary", "--quantize", "40"])
+    assert "2 to 25 bits" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_binary_is_built_with_the_asked_quantisation(tmp_path, monkeypatch):
+    """A build_binary on PATH gets -q/-b BITS (none when exact) and the trie layout; lm.json
+    records the binary's size and bits."""
+    import os
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "build_binary"
+    # records its arguments and writes the last one, as the real tool writes its output
+    exe.write_text(
+        '#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls"\nprintf kenlm > "$(eval echo \\${$#})"\n'
+    )
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    train = _write(tmp_path / "train.txt", random_corpus(50))
+    for bits, out in ((8, tmp_path / "q8"), (None, tmp_path / "exact")):
+        main(["--text", str(train), "--out", str(out), "--binary"]
+             + (["--quantize", str(bits)] if bits else []))  # fmt: skip
+        stats = json.loads((out / "lm.json").read_text())
+        assert stats["binary"] == "lm.bin" and stats["binary_quantize"] == bits
+        assert stats["binary_bytes"] == (out / "lm.bin").stat().st_size == 5
+    calls = (bindir / "calls").read_text().splitlines()
+    q8 = tmp_path / "q8"
+    exact = tmp_path / "exact"
+    assert calls == [
+        f"-s -q 8 -b 8 -a 22 trie {q8 / 'lm.arpa'} {q8 / 'lm.bin'}",
+        f"-s -a 22 trie {exact / 'lm.arpa'} {exact / 'lm.bin'}",
+    ]
+
+
+@pytest.mark.skipif(
+    _build_binary_exe() is None, reason="KenLM tools not built (tools/build_kenlm.sh)"
+)
+def test_quantised_binary_scores_close_to_the_arpa(tmp_path):
+    out = tmp_path / "lm"
+    train = _write(tmp_path / "train.txt", random_corpus(300))
+    main(["--text", str(train), "--order", "4", "--out", str(out), "--binary", "--quantize", "8"])
+    words = read_arpa(out / "lm.arpa").vocab
+    sentence = "the dog ran far away and then came back home"
+    scores = _sentence_scores((out / "lm.arpa", out / "lm.bin"), words, sentence)
+    # 8 bits per probability: close, not equal (an exact trie matches to 1e-5)
+    assert scores[0] == pytest.approx(scores[1], abs=0.05 * 11)
+    assert scores[0] != scores[1]

@@ -16,6 +16,7 @@ from train.text_corpus import (
     short_sentences,
     split_sentences,
     text_split,
+    wordnet_glosses,
 )
 
 HAVE = synth.available_engines()
@@ -328,6 +329,31 @@ def test_text_is_cut_into_speakable_sentences():
     assert text_split("he ran fast") == text_split("he ran fast")
     splits = split_sentences([Sentence(f"sentence number {i} here", "", "x") for i in range(2000)])
     assert 0.9 < len(splits["train"]) / 2000 < 0.99 and splits["valid"] and splits["test"]
+
+
+def test_wordnet_definitions_are_lm_text_without_held_out_sentences(tmp_path):
+    def first(pattern, held_out):
+        """pattern with the first made-up word that puts it in (or out of) the held-out text"""
+        for i in range(10**4):
+            text = pattern.format("".join("abcdefghij"[int(d)] for d in str(i)) + "z")
+            if (text_split(text) != "train") == held_out:
+                return text
+
+    held = first("the {} sat on a mat", True)
+    kept = first("a {} ran down the road", False)
+    never = first("any {} thing at all", True)
+    (tmp_path / "data.noun").write_text(
+        "  1 This software and database is being provided to you, the LICENSEE\n"
+        f'00001 03 n 01 cat 0 000 | a small domestic animal; "{held}"\n'
+        f'00002 03 n 01 dog 0 000 | a Domestic Animal that barks; kept by 2 people; "{kept}"\n'
+        "00003 03 n 01 fox 0 000 | a domestic animal that barks; a wild dog of the woods\n"
+        f"00004 03 v 01 go 0 000 | {never}; go\n"
+    )
+    got = wordnet_glosses(str(tmp_path))
+    # the cat's synset illustrates a held-out sentence: none of its definitions get in; digits,
+    # short pieces, repeats and a definition that is itself held-out text are dropped
+    assert got == ["a domestic animal that barks", "a wild dog of the woods"]
+    assert "a small domestic animal" not in got
 
 
 def test_short_utterances_are_words_phrases_letters_and_numbers():

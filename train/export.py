@@ -424,6 +424,13 @@ def model_card(
                     f"; validation perplexity {s['dev']['perplexity']}, "
                     f"OOV rate {100 * s['dev']['oov_rate']:.2f} %"
                 )
+            if str(decoder["lm"]).endswith(".bin") and s.get("binary") and s.get("arpa_bytes"):
+                bits = s.get("binary_quantize")
+                desc += (
+                    "; stored as a KenLM trie ("
+                    + (f"{bits}-bit quantised probabilities and backoffs" if bits else "exact")
+                    + f") in place of its {s['arpa_bytes'] / 1e6:.1f}-MB ARPA file"
+                )
         lines += [
             desc + ".",
             "",

@@ -21,7 +21,11 @@ say single words, short phrases, spelled letters and numbers to a recogniser, an
 on sentences alone hears them badly. ``python -m train.synth --text short`` builds a corpus of
 them from the training sentences' words and phrases (:data:`SHORT_KINDS`).
 
-CLI: ``python -m train.text_corpus --out data/text`` writes ``{train,valid,test}.txt``.
+WordNet's definitions (:func:`wordnet_glosses`) are text for the word LM only, never spoken:
+``glosses.txt`` beside the splits, with nothing of the held-out sentences in it.
+
+CLI: ``python -m train.text_corpus --out data/text`` writes ``{train,valid,test}.txt`` and
+``glosses.txt``.
 """
 
 from __future__ import annotations
@@ -161,17 +165,18 @@ def _speakable(chunk: str, known_words: set[str] | None) -> str | None:
     return " ".join(chunk.split())
 
 
-def wordnet_texts(root: str = WORDNET_DIR) -> list[str]:
-    """The quoted example sentences of every WordNet synset."""
-    out = []
+def _wordnet_glosses(root: str):
+    """Each WordNet synset's gloss (its definitions, then its quoted examples), file by file."""
     for path in sorted(glob.glob(os.path.join(root, "data.*"))):
         with open(path, encoding="latin-1") as f:
             for line in f:
-                if line.startswith("  "):  # licence header
-                    continue
-                gloss = line.partition(" | ")[2]
-                out += re.findall(r'"([^"]+)"', gloss)
-    return out
+                if not line.startswith("  "):  # licence header
+                    yield line.partition(" | ")[2]
+
+
+def wordnet_texts(root: str = WORDNET_DIR) -> list[str]:
+    """The quoted example sentences of every WordNet synset."""
+    return [e for gloss in _wordnet_glosses(root) for e in re.findall(r'"([^"]+)"', gloss)]
 
 
 def fortune_texts(root: str = FORTUNE_DIR) -> list[str]:
@@ -207,6 +212,36 @@ def bible_texts(spec: str = BIBLE_RANGE) -> list[str]:
 SOURCES = {"wordnet": wordnet_texts, "fortunes": fortune_texts, "bible": bible_texts}
 
 
+def wordnet_glosses(root: str = WORDNET_DIR, heldout_percent: float = HELDOUT_PERCENT) -> list[str]:
+    """WordNet's definitions, normalised, for the word LM only (never spoken): 1.2 M words
+    that double the LM's text and halve the out-of-lexicon words of the synthetic splits.
+
+    Nothing of the held-out text gets in: a synset whose quoted example yields a held-out
+    sentence gives no definition, and a definition that would itself fall in a held-out split
+    (by :func:`text_split`) is dropped. Definitions are cut at ``;``, those with digits dropped,
+    the rest kept at MIN_WORDS words or more, deduplicated (stable order).
+    """
+    seen, out = set(), []
+    for gloss in _wordnet_glosses(root):
+        examples = re.findall(r'"([^"]+)"', gloss)
+        if any(
+            text_split(s.text, heldout_percent) != "train"
+            for e in examples
+            for s in make_sentences(e, "wordnet")
+        ):
+            continue
+        for part in re.sub(r'"[^"]*"', " ", gloss).split(";"):
+            if re.search(r"\d", part):
+                continue
+            text = normalize_text(part)
+            if len(text.split()) < MIN_WORDS or text in seen:
+                continue
+            if text_split(text, heldout_percent) == "train":
+                seen.add(text)
+                out.append(text)
+    return out
+
+
 def load_sentences(sources=tuple(SOURCES), verbose: bool = False) -> list[Sentence]:
     """All speakable sentences from ``sources``, deduplicated by normalised text (stable order)."""
     raws = {name: SOURCES[name]() for name in sources}
@@ -229,6 +264,7 @@ def load_sentences(sources=tuple(SOURCES), verbose: bool = False) -> list[Senten
 
 
 SENTENCES_NAME = "sentences.jsonl.gz"  # the whole sentence list, written beside the splits
+GLOSSES_NAME = "glosses.txt"  # WordNet's definitions, LM text only (wordnet_glosses)
 
 
 def write_sentences(sentences: list[Sentence], path: str | os.PathLike) -> None:
@@ -345,6 +381,11 @@ def main(argv=None) -> None:
         (out / f"{name}.txt").write_text("".join(s.text + "\n" for s in items))
         words = sum(len(s.text.split()) for s in items)
         print(f"{name}: {len(items)} sentences, {words} words -> {out / name}.txt")
+    if "wordnet" in args.sources:
+        glosses = wordnet_glosses(heldout_percent=args.heldout_percent)
+        (out / GLOSSES_NAME).write_text("".join(g + "\n" for g in glosses))
+        words = sum(len(g.split()) for g in glosses)
+        print(f"LM-only WordNet definitions: {len(glosses)}, {words} words -> {out / GLOSSES_NAME}")
 
 
 if __name__ == "__main__":
