@@ -12,6 +12,7 @@ from tests.utils import espeak
 from train.evaluate import (
     _batches,
     align_words,
+    cached_log_probs,
     error_analysis,
     error_rates,
     error_rates_by,
@@ -166,6 +167,32 @@ def test_beam_lm_without_lm_is_skipped_with_a_note(tiny_checkpoint, test_set, tm
         evaluate(str(tiny_checkpoint), [test_set[0]], "greedy,viterbi")
 
 
+def test_cached_log_probs_are_reused_only_for_the_same_model_and_rows(
+    tiny_checkpoint, test_set, tmp_path, monkeypatch
+):
+    import train.evaluate as ev
+    from train.manifest import read_manifest
+
+    model = load_folder(tiny_checkpoint)
+    rows = read_manifest(test_set[0])
+    cache = tmp_path / "lp" / "valid.safetensors"
+    first = cached_log_probs(model, rows, cache)
+    assert cache.read_bytes()[:8] != b"\x80\x04" and cache.stat().st_size > 1000  # no pickle
+    runs = []
+    real = ev.infer_log_probs
+    monkeypatch.setattr(ev, "infer_log_probs", lambda *a, **k: runs.append(1) or real(*a, **k))
+    again = cached_log_probs(model, rows, cache)
+    assert runs == [] and len(again) == len(first)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    # another set, or changed weights: the network runs again and the cache is replaced
+    assert len(cached_log_probs(model, rows[:1], cache)) == 1 and runs == [1]
+    with torch.no_grad():
+        next(model.model.parameters()).add_(0.5)
+    changed = cached_log_probs(model, rows, cache)
+    assert runs == [1, 1] and not torch.equal(changed[0], first[0])
+    assert torch.equal(cached_log_probs(model, rows, cache)[0], changed[0]) and runs == [1, 1]
+
+
 def test_tune_lm_finds_and_writes_best(tiny_checkpoint, test_set, tmp_path):
     import shutil
 
@@ -173,7 +200,12 @@ def test_tune_lm_finds_and_writes_best(tiny_checkpoint, test_set, tmp_path):
 
     manifest, lm = test_set
     r = tune(str(tiny_checkpoint), manifest, lm=lm, alphas=[0.0, 1.0], betas=[0.0, 2.0],
-             beam_width=4, device="cpu")  # fmt: skip
+             beam_width=4, device="cpu", log_probs_cache=tmp_path / "lp.safetensors")  # fmt: skip
+    assert (tmp_path / "lp.safetensors").is_file()
+    # a second LM search on the cached output gives the same trials
+    assert tune(str(tiny_checkpoint), manifest, lm=lm, alphas=[0.0, 1.0], betas=[0.0, 2.0],
+                beam_width=4, device="cpu",
+                log_probs_cache=tmp_path / "lp.safetensors")["trials"] == r["trials"]  # fmt: skip
     assert len(r["trials"]) == 4
     assert r["best"] == r["trials"][0]
     assert [t["wer"] for t in r["trials"]] == sorted(t["wer"] for t in r["trials"])

@@ -302,6 +302,50 @@ def infer_log_probs(
     return out
 
 
+def _log_probs_key(model: LoadedModel, rows: list[dict]) -> str:
+    """A fingerprint of what the network's output depends on: its weights, its feature
+    settings and the utterances (audio path, duration), in order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps(model.config.get("features"), sort_keys=True).encode())
+    h.update(json.dumps([[str(r.get("audio")), r.get("duration")] for r in rows]).encode())
+    return h.hexdigest()
+
+
+def cached_log_probs(
+    model: LoadedModel, rows: list[dict], cache: str | os.PathLike, **kwargs
+) -> list[torch.Tensor]:
+    """:func:`infer_log_probs`, kept in the safetensors file ``cache`` so that a second run on
+    the same model and utterances (another LM to tune, say) skips the network.
+
+    The file records a fingerprint of the weights, the feature settings and the rows; a cache
+    written for anything else is recomputed and replaced, never used.
+    """
+    from safetensors.torch import load_file, save_file
+
+    cache = Path(cache)
+    key = _log_probs_key(model, rows)
+    if cache.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(cache), "pt") as f:
+            same = (f.metadata() or {}).get("key") == key
+        if same:
+            tensors = load_file(str(cache))
+            return [tensors[str(i)] for i in range(len(rows))]
+        print(f"{cache} was written for another model or set: recomputing it")
+    out = infer_log_probs(model, rows, **kwargs)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.tmp")
+    save_file({str(i): lp.contiguous() for i, lp in enumerate(out)}, str(tmp), {"key": key})
+    tmp.replace(cache)
+    return out
+
+
 # ------------------------------------------------------------------------------------------
 # Decoding
 

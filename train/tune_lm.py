@@ -4,10 +4,12 @@
         --out exp/tune --write-config
 
 The network runs once; every (alpha, beta) pair then decodes the cached log-probabilities with
-the lexicon + LM beam search and is scored by WER (CER breaks ties). A grid (default) or
-random search over the ranges below; ``OUT/tune.json`` lists every trial, ``OUT/tune.png`` shows
-the WER over the grid. ``--write-config`` stores the best pair in the model folder's
-``config.json["decoder"]``, which is where ``ds2.transcribe`` and ``train.evaluate`` read it.
+the lexicon + LM beam search and is scored by WER (CER breaks ties). ``--log-probs FILE`` keeps
+them in a safetensors file, so tuning another LM on the same model and set skips the network.
+A grid (default) or random search over the ranges below; ``OUT/tune.json`` lists every trial,
+``OUT/tune.png`` shows the WER over the grid. ``--write-config`` stores the best pair in the
+model folder's ``config.json["decoder"]``, which is where ``ds2.transcribe`` and
+``train.evaluate`` read it.
 
 Tune on validation text only: tuning on the test set makes its WER optimistic.
 """
@@ -27,7 +29,14 @@ from tqdm import tqdm
 from ds2.checkpoint import CONFIG_NAME, read_config
 from ds2.errors import DecoderError, DS2Error
 from ds2.text import normalize_text
-from train.evaluate import error_rates, infer_log_probs, load, make_decoder, resolve_lm
+from train.evaluate import (
+    cached_log_probs,
+    error_rates,
+    infer_log_probs,
+    load,
+    make_decoder,
+    resolve_lm,
+)
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)  # LM weight: 0 = no LM, > 2 rarely helps
 BETAS = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)  # word score: offsets the LM's per-word cost
@@ -52,6 +61,7 @@ def tune(
     limit: int | None = LIMIT,
     device="auto",
     seed: int = 0,
+    log_probs_cache: str | os.PathLike | None = None,
 ) -> dict:
     """Search (lm_weight, word_score) for the lowest WER on ``manifest``.
 
@@ -61,6 +71,7 @@ def tune(
     alphas, betas : the grid; with ``trials`` the search instead draws that many pairs
         uniformly from [min, max] of each range
     limit : use the first ``limit`` utterances (None: all)
+    log_probs_cache : safetensors file for the network's output (:func:`cached_log_probs`)
 
     Returns ``{"best": {"lm_weight", "word_score", "wer", "cer"}, "trials": [...] (best first),
     "greedy": {"wer", "cer"}, ...}``.
@@ -77,7 +88,10 @@ def tune(
     if not rows:
         raise DS2Error("the tuning manifest has no utterances")
     refs = [normalize_text(r["text"]) for r in rows]
-    log_probs = infer_log_probs(loaded, rows, desc="tuning set: inference")
+    if log_probs_cache:
+        log_probs = cached_log_probs(loaded, rows, log_probs_cache, desc="tuning set: inference")
+    else:
+        log_probs = infer_log_probs(loaded, rows, desc="tuning set: inference")
 
     if trials:
         rng = random.Random(seed)
@@ -209,6 +223,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="folder for tune.json and tune.png")
     ap.add_argument(
+        "--log-probs",
+        default=None,
+        metavar="FILE",
+        help="keep the network's output in this safetensors file and reuse it when the model "
+        "and the set are the same (tuning several LMs runs the network once)",
+    )
+    ap.add_argument(
         "--write-config",
         action="store_true",
         help="store the best pair in the model folder's config.json",
@@ -227,6 +248,7 @@ def main(argv=None):
         limit=args.limit or None,
         device=args.device,
         seed=args.seed,
+        log_probs_cache=args.log_probs,
     )
     best = result["best"]
     print(
