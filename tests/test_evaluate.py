@@ -193,6 +193,40 @@ def test_cached_log_probs_are_reused_only_for_the_same_model_and_rows(
     assert torch.equal(cached_log_probs(model, rows, cache)[0], changed[0]) and runs == [1, 1]
 
 
+def test_evaluate_log_probs_dir_decodes_again_without_the_network(
+    tiny_checkpoint, test_set, tmp_path, monkeypatch
+):
+    import train.evaluate as ev
+
+    manifest, lm = test_set
+    runs = []
+    real = ev.infer_log_probs
+    monkeypatch.setattr(ev, "infer_log_probs", lambda *a, **k: runs.append(1) or real(*a, **k))
+    cache = tmp_path / "lp"
+    args = ["--model", str(tiny_checkpoint), "--manifest", f"test={manifest}", "--device", "cpu",
+            "--modes", "greedy,beam_lm", "--beam-width", "4", "--lm", str(lm),
+            "--log-probs", str(cache)]  # fmt: skip
+    main([*args, "--out", str(tmp_path / "a"), "--lm-weight", "0.5"])
+    first = json.loads((tmp_path / "a" / "results.json").read_text())["sets"]["test"]
+    assert runs == [1] and (cache / "test.safetensors").is_file()
+    assert first["inference_rtf"] > 0 and "inference_cached" not in first
+    # other LM settings on the same model and set: decoded from the kept output, same greedy
+    main([*args, "--out", str(tmp_path / "b"), "--lm-weight", "2.0"])
+    again = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert runs == [1] and again["decoding"]["lm_weight"] == 2.0
+    s = again["sets"]["test"]
+    assert s["inference_cached"] is True and "inference_rtf" not in s
+    assert s["modes"]["greedy"]["wer"] == first["modes"]["greedy"]["wer"]
+    uncached = evaluate(str(tiny_checkpoint), [f"test={manifest}"], "greedy,beam_lm",
+                        beam_width=4, lm=lm, lm_weight=2.0, device="cpu")  # fmt: skip
+    assert runs == [1, 1]
+    for mode in ("greedy", "beam_lm"):
+        assert s["modes"][mode]["wer"] == uncached["sets"]["test"]["modes"][mode]["wer"]
+    # another set under the same name is not mistaken for the first
+    main([*args, "--out", str(tmp_path / "c"), "--limit", "1"])
+    assert runs == [1, 1, 1]
+
+
 def test_tune_lm_finds_and_writes_best(tiny_checkpoint, test_set, tmp_path):
     import shutil
 

@@ -15,7 +15,9 @@ then works on the cached log-probabilities, one utterance at a time:
 deletions and insertions, the same at character level, and the worst utterances);
 ``OUT/results.md`` is the same as tables, ``OUT/wer.png`` a bar chart, ``OUT/voices.png`` the
 CER per voice of the sets that name their voices, and ``OUT/hyps/`` holds every reference and
-hypothesis. :func:`evaluate` is the same as a function.
+hypothesis. :func:`evaluate` is the same as a function. ``--log-probs DIR`` keeps each set's
+network output in ``DIR``, so a second evaluation of the same model on the same sets (another LM,
+other decoder weights) only decodes.
 """
 
 from __future__ import annotations
@@ -325,25 +327,31 @@ def cached_log_probs(
     The file records a fingerprint of the weights, the feature settings and the rows; a cache
     written for anything else is recomputed and replaced, never used.
     """
+    return _log_probs_via_cache(model, rows, cache, **kwargs)[0]
+
+
+def _log_probs_via_cache(
+    model: LoadedModel, rows: list[dict], cache: str | os.PathLike, **kwargs
+) -> tuple[list[torch.Tensor], bool]:
+    """:func:`cached_log_probs`, and whether they came from the file (the network did not run)."""
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     cache = Path(cache)
     key = _log_probs_key(model, rows)
     if cache.is_file():
-        from safetensors import safe_open
-
         with safe_open(str(cache), "pt") as f:
             same = (f.metadata() or {}).get("key") == key
         if same:
             tensors = load_file(str(cache))
-            return [tensors[str(i)] for i in range(len(rows))]
+            return [tensors[str(i)] for i in range(len(rows))], True
         print(f"{cache} was written for another model or set: recomputing it")
     out = infer_log_probs(model, rows, **kwargs)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.tmp")
     save_file({str(i): lp.contiguous() for i, lp in enumerate(out)}, str(tmp), {"key": key})
     tmp.replace(cache)
-    return out
+    return out, False
 
 
 # ------------------------------------------------------------------------------------------
@@ -476,6 +484,7 @@ def evaluate(
     top: int = TOP_ERRORS,
     worst: int = WORST,
     out: str | os.PathLike | None = None,
+    log_probs_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Evaluate ``model`` on each manifest with each decoding mode.
 
@@ -488,6 +497,9 @@ def evaluate(
     limit : evaluate only the first ``limit`` utterances of each set (quick looks)
     out : folder for results.json, results.md, wer.png, voices.png and hyps/ (nothing written
         if None)
+    log_probs_dir : keep each set's network output in ``DIR/SET.safetensors``
+        (:func:`cached_log_probs`); evaluating the same model on the same sets again, with
+        another LM or other decoder settings, then only decodes
 
     Returns the results dict that results.json holds::
 
@@ -556,21 +568,21 @@ def evaluate(
         groups = [str(r[key]) for r in rows] if key else None
         audio_s = sum(float(r.get("duration") or 0.0) for r in rows)
         t0 = time.time()
-        log_probs = infer_log_probs(
-            loaded,
-            rows,
-            batch_seconds=batch_seconds,
-            num_workers=num_workers,
-            desc=f"{name}: inference",
-        )
+        infer = dict(batch_seconds=batch_seconds, num_workers=num_workers)
+        infer["desc"] = f"{name}: inference"
+        if log_probs_dir is None:
+            log_probs, cached = infer_log_probs(loaded, rows, **infer), False
+        else:
+            cache = Path(log_probs_dir) / f"{_safe(name)}.safetensors"
+            log_probs, cached = _log_probs_via_cache(loaded, rows, cache, **infer)
         infer_s = time.time() - t0
-        set_res = {
-            "utterances": len(rows),
-            "hours": round(audio_s / 3600, 4),
-            "inference_seconds": round(infer_s, 2),
-            "inference_rtf": round(infer_s / audio_s, 5) if audio_s else None,
-            "modes": {},
-        }
+        set_res = {"utterances": len(rows), "hours": round(audio_s / 3600, 4)}
+        if cached:  # the network did not run: there is no inference time to report
+            set_res["inference_cached"] = True
+        else:
+            set_res["inference_seconds"] = round(infer_s, 2)
+            set_res["inference_rtf"] = round(infer_s / audio_s, 5) if audio_s else None
+        set_res["modes"] = {}
         if key:
             set_res["group_by"] = key
         for mode in modes:
@@ -837,6 +849,13 @@ def main(argv=None):
     ap.add_argument("--num-workers", type=int, default=0, help="audio loading processes")
     ap.add_argument("--limit", type=int, default=None, help="first N utterances of each set")
     ap.add_argument("--out", required=True, help="folder for results.json / results.md")
+    ap.add_argument(
+        "--log-probs",
+        default=None,
+        metavar="DIR",
+        help="keep each set's network output in DIR and reuse it when the model and the set "
+        "are the same (evaluating another LM or beam width runs the network once)",
+    )
     args = ap.parse_args(argv)
 
     results = evaluate(
@@ -853,6 +872,7 @@ def main(argv=None):
         num_workers=args.num_workers,
         limit=args.limit,
         out=args.out,
+        log_probs_dir=args.log_probs,
     )
     print()
     print(results_table(results))
