@@ -240,6 +240,26 @@ def test_compact_export_is_smaller_and_loads_as_float32(
     assert "Not evaluated yet" in (full / "README.md").read_text()
 
 
+def test_reexporting_a_model_folder_keeps_its_weights(experiment, tmp_path):
+    """A shipped folder re-exported with another LM keeps the evaluated weights byte for byte;
+    asked for another format, it converts from the float32 values its codes stand for."""
+    ckpt, lm = experiment
+    int6 = export(ckpt, tmp_path / "int6", quantize=6)
+    again = export(int6, tmp_path / "again", lm=lm, lm_weight=1.5, word_score=-1.0)
+    weights = (again / "model.safetensors").read_bytes()
+    assert weights == (int6 / "model.safetensors").read_bytes()
+    cfg = json.loads((again / "config.json").read_text())
+    assert cfg["training"]["exported_weights"] == "int6" and cfg["decoder"]["lm"] == "lm.arpa"
+    assert cfg["training"]["earlier_stages"] == []  # no stage added by exporting
+    assert torch.equal(_log_probs(again), _log_probs(int6))
+    for compact, dtype in (({"quantize": 8}, "int8"), ({"half": True}, "float16")):
+        out = export(int6, tmp_path / dtype, **compact)
+        torch.testing.assert_close(_log_probs(out), _log_probs(int6), atol=0.05, rtol=0)
+        assert json.loads((out / "config.json").read_text())["training"]["exported_weights"] == (
+            dtype
+        )
+
+
 def test_export_takes_one_compact_format(experiment, tmp_path):
     ckpt, _ = experiment
     with pytest.raises(DS2Error, match="not both"):

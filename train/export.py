@@ -31,9 +31,13 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from ds2.checkpoint import (
     CONFIG_NAME,
+    QUANT_SHAPE,
     WEIGHTS_NAME,
+    dequantize_weights,
     fine_tuned_from,
     hardware_label,
     is_number,
@@ -68,26 +72,46 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
 
     Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype. ``load_folder``
     turns fp16 and quantized tensors back into the float32 model, which runs in float32.
+    With neither option the file is copied byte for byte, so re-exporting a model folder (with
+    another LM or a new card) keeps the weights that were evaluated; a model folder's fp16 or
+    quantized weights are converted from the float32 values they stand for.
     Returns ``{"dtype", "bytes", "tensors"}``.
     """
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    try:
-        state = load_file(str(src))
-    except Exception as e:
-        raise CheckpointError(f"{src} is corrupt or not safetensors ({e})") from None
     if half and quantize:
         raise DS2Error("choose float16 or quantized weights, not both")
+    try:
+        state = load_file(str(src))
+        with safe_open(str(src), "pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as e:
+        raise CheckpointError(f"{src} is corrupt or not safetensors ({e})") from None
+    if not half and not quantize:
+        shutil.copyfile(src, dst)
+        dtype = metadata.get("dtype") or _stored_dtype(state)
+        return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
+    state = dequantize_weights(state)
     if quantize:
         try:
             state = quantize_weights(state, quantize)
         except ValueError as e:
             raise DS2Error(f"cannot quantize the weights: {e}") from None
-    elif half:
+    else:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    dtype = f"int{quantize}" if quantize else "float16" if half else "float32"
+    dtype = f"int{quantize}" if quantize else "float16"
     save_file(state, str(dst), metadata={"format": "pt", "dtype": dtype})
     return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
+
+
+def _stored_dtype(state: dict) -> str:
+    """How weights without a ``dtype`` note are stored: ``intN``, ``float16`` or ``float32``."""
+    for k, v in state.items():
+        if k.endswith(QUANT_SHAPE):
+            return f"int{int(v[0])}"
+    matrices = [v for v in state.values() if v.is_floating_point() and v.dim() >= 2]
+    return "float16" if matrices and all(v.dtype == torch.float16 for v in matrices) else "float32"
 
 
 def _find_lm(lm: Path) -> tuple[Path, Path | None, dict]:
