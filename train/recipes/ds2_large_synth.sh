@@ -25,8 +25,9 @@
 #           min with 2 jobs; 163 steps in the 1.15-h clock of BLEND_ARGS, 5.2 h of audio heard;
 #           greedy CER unseen Kokoro voices 28.7 -> 25.8 %, test_unseen_voice 10.87 -> 10.84 %,
 #           valid 6.4 -> 6.6 %, but a bundled example clip at 15.6 % (the slow test allows 15)
-#   LM ~30 s; tuning ~14 min (beam 128) and evaluation ~20 min on a 2-core CPU (the model runs at a
-#           wall-clock RTF of 0.06 there), less on the GPU host.
+#   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
+#           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
+#           there), less on the GPU host.
 #   export  --quantize 6: weight matrices as 6-bit integers with a float32 scale per row (19.5 MB;
 #           int8 26 MB, fp16 52 MB), so the folder with its LM stays under the 40 MB a shipped
 #           model may take and no file passes 20 MiB; CER moves by about 0.1 point.
@@ -55,6 +56,9 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend average tune export)
+LM_DIR=exp/lm
+LM_TEXT=(data/text/train.txt data/text/glosses.txt)
+LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
 corpus_and_lm_stages
 
 if run_from train; then
@@ -206,7 +210,7 @@ if run_from average; then
 fi
 
 if run_from tune; then
-  python -m train.tune_lm --model "$EXP/avg" --manifest data/synth/valid.jsonl --lm exp/lm \
+  python -m train.tune_lm --model "$EXP/avg" --manifest data/synth/valid.jsonl --lm "$LM_DIR" \
     --alphas 0.5,1.0,1.5,2.0 --betas=-1,0,1 --limit 0 --beam-width 128 --out "$EXP/tune"
 fi
 
@@ -221,7 +225,7 @@ if run_from export; then
   EXTRA=()
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --quantize 6 \
-    --lm exp/lm --tune "$EXP/tune/tune.json" --loss-png "$EXP/loss.png" \
+    --lm "$LM_DIR" --tune "$EXP/tune/tune.json" --loss-png "$EXP/loss.png" \
     --test "${TESTS[@]}" data/synth/valid.jsonl "${EXTRA[@]}"
   echo ds2-large-synth > checkpoints/DEFAULT
 fi

@@ -65,6 +65,9 @@ last_round=$((FINETUNE > ${rounds[-1]} ? FINETUNE : ${rounds[-1]}))
 stages=(data lm train finetune finetune2 finetune3)
 for ((n = 4; n <= last_round; n++)); do stages+=("finetune$n"); done
 stages+=(average tune export)
+LM_DIR=exp/lm3
+LM_TEXT=(data/text/train.txt)
+LM_ARGS=(--order 3 --prune 0 1 1)
 corpus_and_lm_stages
 
 if run_from train; then
@@ -140,7 +143,7 @@ fi
 
 if run_from tune; then
   python -m train.tune_lm --model "$EXP/avg" --manifest data/synth/valid.jsonl \
-    --lm exp/lm --out exp/tune
+    --lm "$LM_DIR" --out exp/tune
 fi
 
 if run_from export; then
@@ -152,7 +155,7 @@ if run_from export; then
   EXTRA=()
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
-    --lm exp/lm --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
+    --lm "$LM_DIR" --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
     --test "${TESTS[@]}" data/synth/valid.jsonl "${EXTRA[@]}"
   [ -f checkpoints/DEFAULT ] || echo ds2-small-synth > checkpoints/DEFAULT   # ds2-large-synth is the default
 fi
