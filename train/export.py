@@ -31,11 +31,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import torch
-
 from ds2.checkpoint import (
     CONFIG_NAME,
-    QUANT_SHAPE,
     WEIGHTS_NAME,
     dequantize_weights,
     fine_tuned_from,
@@ -83,15 +80,15 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
     if half and quantize:
         raise DS2Error("choose float16 or quantized weights, not both")
     try:
+        if not half and not quantize:
+            with safe_open(str(src), "pt") as f:  # the header alone: the bytes are copied
+                # every export notes its dtype; a training checkpoint's weights are float32
+                dtype, tensors = (f.metadata() or {}).get("dtype", "float32"), len(f.keys())
+            shutil.copyfile(src, dst)
+            return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": tensors}
         state = load_file(str(src))
-        with safe_open(str(src), "pt") as f:
-            metadata = f.metadata() or {}
     except Exception as e:
         raise CheckpointError(f"{src} is corrupt or not safetensors ({e})") from None
-    if not half and not quantize:
-        shutil.copyfile(src, dst)
-        dtype = metadata.get("dtype") or _stored_dtype(state)
-        return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
     state = dequantize_weights(state)
     if quantize:
         try:
@@ -103,15 +100,6 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
     dtype = f"int{quantize}" if quantize else "float16"
     save_file(state, str(dst), metadata={"format": "pt", "dtype": dtype})
     return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
-
-
-def _stored_dtype(state: dict) -> str:
-    """How weights without a ``dtype`` note are stored: ``intN``, ``float16`` or ``float32``."""
-    for k, v in state.items():
-        if k.endswith(QUANT_SHAPE):
-            return f"int{int(v[0])}"
-    matrices = [v for v in state.values() if v.is_floating_point() and v.dim() >= 2]
-    return "float16" if matrices and all(v.dtype == torch.float16 for v in matrices) else "float32"
 
 
 def _find_lm(lm: Path) -> tuple[Path, Path | None, dict]:
