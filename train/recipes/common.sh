@@ -75,13 +75,12 @@ build_neural_corpora() {
 # data/text/glosses.txt (WordNet's definitions, never spoken) leaves out every synset whose
 # example is held out. Every word is kept (43k; the 20k most frequent left 3.4 % of dev words
 # out of the lexicon, each one an error).
-#   ds2-small-synth: exp/lm3, a 3-gram of the training sentences without bigram and trigram
-#                    singletons, 7.4 MB of ARPA (validation perplexity 187, OOV 1.6 %).
-#   ds2-large-synth: exp/lm, a 4-gram of the training sentences and the definitions (2.25 M
-#                    words, 61k) without 4-gram singletons (perplexity 168 over the larger
-#                    vocabulary, OOV 1.2 %), shipped as an 8-bit quantised KenLM trie of 11.7 MB
-#                    (the ARPA file is 76 MB): LM_ARGS has --binary, so KenLM's build_binary is
-#                    built first (tools/build_kenlm.sh, ~3 min once). ~2 min.
+#   Both models: exp/lm, a 4-gram of the training sentences and the definitions (2.25 M words,
+#   61k) without 4-gram singletons (validation perplexity 168, OOV 1.2 %), shipped as an 8-bit
+#   quantised KenLM trie of 11.7 MB (the ARPA file is 76 MB): LM_ARGS has --binary, so KenLM's
+#   build_binary is built first (tools/build_kenlm.sh, ~3 min once). ~2 min. Until session 26
+#   ds2-small-synth shipped a 3-gram of the training sentences alone without bigram and trigram
+#   singletons (--order 3 --prune 0 1 1: 7.4 MB of ARPA, perplexity 187, OOV 1.6 %).
 build_lm() {
   if [[ " ${LM_ARGS[*]} " == *" --binary "* ]]; then bash tools/build_kenlm.sh; fi
   python -m train.lm --text "${LM_TEXT[@]}" "${LM_ARGS[@]}" \

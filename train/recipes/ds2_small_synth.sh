@@ -11,7 +11,8 @@
 # Cost on the 2-core CPU this was developed on (AVX2, no GPU), measured:
 #   corpus  ~130 audio-hours per CPU-hour: 100 h in ~25 min with 2 jobs (80 h were added to a
 #           20-h corpus in 19 min)
-#   LM      ~30 s;  averaging ~10 s;  tuning + evaluation ~10-15 min
+#   LM      ~2 min (and ~3 min once to build KenLM's build_binary);  averaging ~10 s;
+#           tuning + evaluation at beam 128 ~25 min
 #   train   11-30 audio-seconds per second with 2 threads, depending on the host (3.2-9 s per
 #           100-s step): 6000 steps (~170 h of audio seen) take 6-8 hours, so the run spans
 #           several sessions (--resume continues exactly, on the settings saved in the
@@ -65,9 +66,9 @@ last_round=$((FINETUNE > ${rounds[-1]} ? FINETUNE : ${rounds[-1]}))
 stages=(data lm train finetune finetune2 finetune3)
 for ((n = 4; n <= last_round; n++)); do stages+=("finetune$n"); done
 stages+=(average tune export)
-LM_DIR=exp/lm3
-LM_TEXT=(data/text/train.txt)
-LM_ARGS=(--order 3 --prune 0 1 1)
+LM_DIR=exp/lm     # the same 4-gram as ds2-large-synth's (common.sh)
+LM_TEXT=(data/text/train.txt data/text/glosses.txt)
+LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
 corpus_and_lm_stages
 
 if run_from train; then
