@@ -94,6 +94,26 @@ def build_config(
     return cfg
 
 
+def safetensors_bytes(state: dict, metadata: dict | None = None) -> bytes:
+    """``state`` as safetensors bytes, the same bytes for the same tensors and metadata.
+
+    safetensors writes ``__metadata__`` from a Rust hash map, whose key order changes from one
+    call to the next; the header is rewritten here with its metadata keys sorted (and padded to
+    the length it had, so the tensor offsets hold).
+    """
+    from safetensors.torch import save
+
+    data = save(state, metadata=metadata)
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    if "__metadata__" in header:
+        header = {"__metadata__": dict(sorted(header.pop("__metadata__").items())), **header}
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:  # the same keys and values: never longer than what safetensors wrote
+        raise AssertionError(f"safetensors header grew from {n} to {len(text)} bytes")
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all (temporary file + rename), readable by all (0644)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -117,12 +137,10 @@ def save_pretrained(
     decoder: dict | None = None,
 ) -> Path:
     """Write ``config.json`` and ``model.safetensors`` to ``folder`` (each file atomically)."""
-    from safetensors.torch import save
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / WEIGHTS_NAME, save(state, metadata={"format": "pt"}))
+    atomic_write_bytes(folder / WEIGHTS_NAME, safetensors_bytes(state, {"format": "pt"}))
     cfg = build_config(model.cfg, feature_cfg, vocab, training, decoder)
     atomic_write_bytes(folder / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
     return folder

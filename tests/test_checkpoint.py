@@ -20,6 +20,7 @@ from ds2.checkpoint import (
     hardware_label,
     is_number,
     quantize_weights,
+    safetensors_bytes,
     save_pretrained,
     stage_summary,
     training_stages,
@@ -381,3 +382,20 @@ def test_hardware_label_names_the_gpu_or_the_cores():
 def test_is_number_takes_ints_and_floats_but_not_bools():
     assert is_number(3) and is_number(0.5) and is_number(0)
     assert not any(is_number(x) for x in (True, False, None, "3", [1]))
+
+
+def test_safetensors_bytes_are_the_same_for_the_same_weights():
+    """safetensors orders the metadata keys differently from call to call; the bytes written
+    must not change, or re-running an export would change a shipped file."""
+    from safetensors.torch import load
+
+    state = {"w": torch.randn(3, 4), "steps": torch.tensor(7)}
+    meta = {"format": "pt", "dtype": "int6", "source": "r\u00e9sum\u00e9", "step": "12"}
+    outs = {safetensors_bytes(state, dict(reversed(meta.items())) if i % 2 else meta)
+            for i in range(16)}  # fmt: skip
+    assert len(outs) == 1
+    data = outs.pop()
+    back = load(data)
+    assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
+    n = int.from_bytes(data[:8], "little")
+    assert json.loads(data[8 : 8 + n])["__metadata__"] == meta and (8 + n) % 8 == 0

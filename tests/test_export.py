@@ -238,6 +238,8 @@ def test_compact_export_is_smaller_and_loads_as_float32(
     assert json.loads((small / "config.json").read_text())["training"]["exported_weights"] == dtype
     assert "decoder" not in json.loads((full / "config.json").read_text())
     assert "Not evaluated yet" in (full / "README.md").read_text()
+    again = export(ckpt, tmp_path / f"{dtype}-again", **compact)  # deterministic: same bytes
+    assert (again / "model.safetensors").read_bytes() == (small / "model.safetensors").read_bytes()
 
 
 def test_reexporting_a_model_folder_keeps_its_weights(experiment, tmp_path):

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import torch
 
-from ds2.checkpoint import CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes, read_config
+from ds2.checkpoint import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    atomic_write_bytes,
+    read_config,
+    safetensors_bytes,
+)
 from ds2.errors import CheckpointError, DS2Error
 
 
@@ -66,7 +72,7 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
     The checkpoints must come from one run, as the kept config describes only the newest one's:
     ``mixed=True`` averages several runs anyway and lists each source (folder, step, seed,
     starting model) under ``training.averaged_from``."""
-    from safetensors.torch import load_file, save
+    from safetensors.torch import load_file
 
     if not folders:
         raise CheckpointError("nothing to average")
@@ -116,7 +122,7 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
         ]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / WEIGHTS_NAME, save(avg, metadata={"format": "pt"}))
+    atomic_write_bytes(out / WEIGHTS_NAME, safetensors_bytes(avg, {"format": "pt"}))
     atomic_write_bytes(out / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
     return out
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from ds2.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
+    atomic_write_bytes,
     dequantize_weights,
     fine_tuned_from,
     hardware_label,
@@ -41,6 +42,7 @@ from ds2.checkpoint import (
     load_folder,
     quantize_weights,
     read_config,
+    safetensors_bytes,
     training_stages,
     training_totals,
 )
@@ -75,7 +77,7 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
     Returns ``{"dtype", "bytes", "tensors"}``.
     """
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     if half and quantize:
         raise DS2Error("choose float16 or quantized weights, not both")
@@ -98,7 +100,7 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
     else:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     dtype = f"int{quantize}" if quantize else "float16"
-    save_file(state, str(dst), metadata={"format": "pt", "dtype": dtype})
+    atomic_write_bytes(dst, safetensors_bytes(state, {"format": "pt", "dtype": dtype}))
     return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
 
 
