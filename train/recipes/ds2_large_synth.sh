@@ -3,7 +3,7 @@
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_large_synth.sh                 # everything
-#   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (data|lm|train|finetune|adapt|natural|neural|blend|average|tune|export)
+#   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (data|lm|train|finetune|adapt|natural|neural|blend|deep|average|tune|export)
 #
 # Measured on one NVIDIA H100 80GB with 16 CPU cores (session 16):
 #   corpus  100 h in 285 s with 16 jobs (the TTS engines run on the CPU cores)
@@ -25,6 +25,11 @@
 #           min with 2 jobs; 163 steps in the 1.15-h clock of BLEND_ARGS, 5.2 h of audio heard;
 #           greedy CER unseen Kokoro voices 28.7 -> 25.8 %, test_unseen_voice 10.87 -> 10.84 %,
 #           valid 6.4 -> 6.6 %, but a bundled example clip at 15.6 % (the slow test allows 15)
+#   deep    on a 2-core CPU with AVX512-BF16 (session 26): data/synth_deep (8 h) in 2 min with 2
+#           jobs; 404 steps of the whole network in the 1.25-h clock of DEEP_ARGS, bf16, 8-11
+#           audio-s/s, 12.4 h of audio heard; greedy CER test_unseen_voice 10.83 -> 10.36 %,
+#           real_asterisk_test 26.7 -> 23.0 %, real_dev 75.0 -> 68.4 %, valid 6.4 -> 6.1 %,
+#           unseen Kokoro voices 28.2 -> 28.5 %
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -55,7 +60,7 @@ read -r -a FT_EXTRA <<< "${FT_ARGS:---max-hours 0.15}"
 ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
-stages=(data lm train finetune adapt natural neural blend average tune export)
+stages=(data lm train finetune adapt natural neural blend deep average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -203,6 +208,42 @@ if [ "$BLEND" -ge 1 ] && [ -f data/kokoro_blend/train.jsonl ] && [ -f data/kokor
   KOKORO=(data/kokoro_blend/train.jsonl data/kokoro_blend/train.jsonl data/kokoro/train.jsonl)
   neural_stage blend "$BLEND_EXP" data/adapt_blend "$((6 + SEED))" "$((2005 + SEED))" \
     1.0 1.0 0.5 0.5 0.3
+fi
+
+# DEEP=1 (session 26, the shipped model's last stage): the whole network, convs included, learns
+# for the first time since the GPU run, in bf16 on a 2-core CPU with AVX512-BF16 (11 audio-s/s,
+# twice fp32's): from the neural stage's mean, on a fresh 8-h corpus of the same engines (seed
+# 7; --heldout-seed 0 keeps out the main corpus's unseen talkers), drawn as 2.5 h of flite and
+# festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances, 1 h of Piper's joe
+# and the real prompts once (5.3 h), at peak lr 2e-4.
+DEEP=${DEEP:-1}
+DEEP_EXP=${DEEP_EXP:-exp/ds2_large_deep}
+read -r -a EXTRA <<< "${DEEP_ARGS:---max-hours 1.25}"
+if [ "$DEEP" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
+  if run_from deep; then
+    python -m train.synth --out data/synth_deep --hours 8 --seed "$((7 + SEED))" \
+      --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 --jobs "$JOBS"
+    d=data/adapt_deep
+    sample "$d" "$((8 + SEED))" data/synth_deep/train.jsonl 2.5 natural --engines flite,festival
+    sample "$d" "$((8 + SEED))" data/synth_deep/train.jsonl 0.8 espeak --engines espeak
+    sample "$d" "$((8 + SEED))" data/synth_short/train.jsonl 0.8 short
+    sample "$d" "$((8 + SEED))" data/piper/train.jsonl 1.0 piper
+    DEEP_MIX=("$d/natural.jsonl" "$d/espeak.jsonl" "$d/short.jsonl" "$d/piper.jsonl")
+    [ -f data/real/real_asterisk_train.jsonl ] && DEEP_MIX+=(data/real/real_asterisk_train.jsonl)
+    [ -f data/adapt2/valid_natural.jsonl ] || \
+      sample data/adapt2 "$((2 + SEED))" data/synth/valid.jsonl 0.2 valid_natural \
+        --engines flite,festival
+    average_run "$EXP"
+    python -m train.train --config train/configs/ds2_large.toml --train "${DEEP_MIX[@]}" \
+      --valid data/adapt2/valid_natural.jsonl --eval-max-utterances 200 \
+      --eval-every-minutes 20 --exp "$DEEP_EXP" --init-from "$EXP/avg" --resume \
+      --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
+      --no-sortagrad --lr 2e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
+      --time-masks 2 --time-mask-max 20 --checkpoint-minutes 5 --save-every-steps 30 \
+      --keep-checkpoints 12 --seed "$((2026 + SEED))" --num-workers 1 --precision auto \
+      "${EXTRA[@]}"
+  fi
+  EXP=$DEEP_EXP
 fi
 
 if run_from average; then
