@@ -124,23 +124,33 @@ sample() {
   python -m train.manifest "$3" --sample-hours "$4" --max-duration 8 --seed "$2" \
     --out "$1/$5.jsonl" "${@:6}"
 }
-# adapt_top EXP INIT SEED ARGS...: the natural and neural stages' training, the top two GRU
-# layers and the output layer on a 2-core CPU, validated on 0.2 h of valid's natural voices.
-adapt_top() {
-  local exp=$1 init=$2 seed=$3
-  shift 3
+# adapt EXP INIT SEED FREEZE LR ARGS...: a 2-core-CPU stage from INIT with the first FREEZE GRU
+# layers (and the convs, if FREEZE > 0) fixed, peak lr LR, validated on 0.2 h of valid's natural
+# voices.
+adapt() {
+  local exp=$1 init=$2 seed=$3 freeze=$4 lr=$5
+  shift 5
+  valid_natural
   python -m train.train --config train/configs/ds2_large.toml \
     --valid data/adapt2/valid_natural.jsonl --eval-max-utterances 200 \
     --eval-every-minutes 20 --exp "$exp" --init-from "$init" --resume \
-    --freeze-rnn-layers 3 --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
-    --no-sortagrad --lr 3e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
+    --freeze-rnn-layers "$freeze" --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
+    --no-sortagrad --lr "$lr" --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
     --time-masks 2 --time-mask-max 20 --checkpoint-minutes 5 --save-every-steps 30 \
     --keep-checkpoints 12 --seed "$seed" --num-workers 1 --precision auto "$@"
 }
+# adapt_top EXP INIT SEED ARGS...: the natural and neural stages' training, the top two GRU
+# layers and the output layer.
+adapt_top() { adapt "$1" "$2" "$3" 3 3e-4 "${@:4}"; }
+# The adaptations' shared validation clips, so their validation CERs compare.
+valid_natural() {
+  [ -f data/adapt2/valid_natural.jsonl ] || \
+    sample data/adapt2 "$((2 + SEED))" data/synth/valid.jsonl 0.2 valid_natural \
+      --engines flite,festival
+}
 # mix DIR SEED NATURAL ESPEAK SHORT REAL_SP: the adaptations' shared draw, in hours: flite and
 # festival sentences, espeak sentences, short utterances and the real prompts' perturbed copies;
-# MIX gets their manifests and the real prompts once. Both adaptations validate on the same
-# natural-voice clips, so their validation CERs compare.
+# MIX gets their manifests and the real prompts once.
 mix() {
   local d=$1 seed=$2
   sample "$d" "$seed" data/synth/train.jsonl "$3" natural --engines flite,festival
@@ -151,9 +161,6 @@ mix() {
     sample "$d" "$seed" data/real/real_asterisk_train_sp/perturbed.jsonl "$6" real_sp
     MIX+=(data/real/real_asterisk_train.jsonl "$d/real_sp.jsonl")
   fi
-  [ -f data/adapt2/valid_natural.jsonl ] || \
-    sample data/adapt2 "$((2 + SEED))" data/synth/valid.jsonl 0.2 valid_natural \
-      --engines flite,festival
 }
 
 if [ "$NATURAL" -ge 1 ]; then
@@ -230,18 +237,8 @@ if [ "$DEEP" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
     sample "$d" "$((8 + SEED))" data/piper/train.jsonl 1.0 piper
     DEEP_MIX=("$d/natural.jsonl" "$d/espeak.jsonl" "$d/short.jsonl" "$d/piper.jsonl")
     [ -f data/real/real_asterisk_train.jsonl ] && DEEP_MIX+=(data/real/real_asterisk_train.jsonl)
-    [ -f data/adapt2/valid_natural.jsonl ] || \
-      sample data/adapt2 "$((2 + SEED))" data/synth/valid.jsonl 0.2 valid_natural \
-        --engines flite,festival
     average_run "$EXP"
-    python -m train.train --config train/configs/ds2_large.toml --train "${DEEP_MIX[@]}" \
-      --valid data/adapt2/valid_natural.jsonl --eval-max-utterances 200 \
-      --eval-every-minutes 20 --exp "$DEEP_EXP" --init-from "$EXP/avg" --resume \
-      --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
-      --no-sortagrad --lr 2e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
-      --time-masks 2 --time-mask-max 20 --checkpoint-minutes 5 --save-every-steps 30 \
-      --keep-checkpoints 12 --seed "$((2026 + SEED))" --num-workers 1 --precision auto \
-      "${EXTRA[@]}"
+    adapt "$DEEP_EXP" "$EXP/avg" "$((2026 + SEED))" 0 2e-4 --train "${DEEP_MIX[@]}" "${EXTRA[@]}"
   fi
   EXP=$DEEP_EXP
 fi
