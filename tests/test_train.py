@@ -17,8 +17,10 @@ from ds2.vocab import Vocabulary
 from tests.utils import espeak, tiny_config
 from train import checkpointing as ckpt
 from train.data import (
+    AugmentConfig,
     BucketBatchSampler,
     SpeechDataset,
+    augment_waveform,
     collate,
     ctc_min_frames,
     prepare_utterances,
@@ -526,6 +528,28 @@ def test_presets_parse_and_flags_override(tmp_path):
     bad.write_text("[optim]\nlearning_rate = 1\n")
     with pytest.raises(ds2.DS2Error, match="learning_rate"):
         read_toml(bad)
+
+
+def test_speed_perturbation_makes_pseudo_talkers_reproducibly():
+    """--speed-prob plays a clip 0.9-1.1x as fast: length and pitch move together, per seed."""
+    sr = 16000
+    tone = (0.3 * np.sin(2 * np.pi * 300.0 * np.arange(sr) / sr)).astype(np.float32)
+    quiet = dict(gain_db=0.0, noise_prob=0.0)
+    same = augment_waveform(tone, AugmentConfig(**quiet), np.random.default_rng(0))
+    np.testing.assert_array_equal(same, tone)  # speed_prob 0: untouched
+    cfg = AugmentConfig(**quiet, speed_prob=1.0)
+    factors = set()
+    for seed in range(6):
+        y = augment_waveform(tone, cfg, np.random.default_rng(seed))
+        factor = sr / len(y)
+        assert 0.9 - 1e-3 <= factor <= 1.1 + 1e-3
+        peak_hz = np.argmax(np.abs(np.fft.rfft(y))) * sr / len(y)
+        assert peak_hz == pytest.approx(300.0 * factor, abs=3)
+        np.testing.assert_array_equal(y, augment_waveform(tone, cfg, np.random.default_rng(seed)))
+        factors.add(round(factor, 3))
+    assert len(factors) > 3  # drawn, not fixed
+    with pytest.raises(SystemExit, match="--speed-prob is a share of clips"):
+        main(["--exp", "x", "--train", "m.jsonl", "--max-steps", "1", "--speed-prob", "1.5"])
 
 
 def test_all_audio_missing_fails_loudly_instead_of_looping(tmp_path, corpus):

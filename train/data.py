@@ -29,6 +29,7 @@ from ds2.errors import DS2Error
 from ds2.features import FeatureConfig, compute_features, pad_features
 from ds2.model import ModelConfig
 from ds2.vocab import Vocabulary
+from train.augment import speed_perturb
 
 
 class DataError(DS2Error, ValueError):
@@ -145,6 +146,8 @@ class AugmentConfig:
     gain_db: float = 6.0  # random gain in [-gain_db, +gain_db] dB
     noise_prob: float = 0.5  # chance of adding white noise to an utterance
     noise_snr_db: tuple[float, float] = (10.0, 40.0)  # SNR range of that noise, dB
+    speed_prob: float = 0.0  # chance of playing an utterance faster or slower, like a tape
+    speed_range: tuple[float, float] = (0.9, 1.1)  # its speed factor, drawn uniformly
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,14 @@ class SpecAugmentConfig:
 
 
 def augment_waveform(audio: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """Random gain, then white noise at a random SNR. audio: (n_samples,) float32."""
+    """Random speed (with ``cfg.speed_prob``), gain, then white noise at a random SNR.
+
+    audio : np.ndarray, shape = (n_samples,), float32. A speed change resamples like a tape
+    (Kaldi's speed perturbation): tempo, pitch and formants move together, so the clip becomes
+    a new pseudo-talker, and its length becomes ``n_samples / factor``.
+    """
+    if cfg.speed_prob > 0 and rng.random() < cfg.speed_prob:
+        audio = speed_perturb(audio, float(rng.uniform(*cfg.speed_range)))
     audio = audio * np.float32(10 ** (rng.uniform(-cfg.gain_db, cfg.gain_db) / 20))
     if rng.random() < cfg.noise_prob:
         snr = rng.uniform(*cfg.noise_snr_db)

@@ -134,6 +134,11 @@ class TrainConfig:
     # --- augmentation -------------------------------------------------------------------------
     augment: bool = _knob(True, "random gain and white noise on the waveform; off to overfit")
     noise_prob: float = _knob(0.5, "share of clips that get white noise (SNR 10-40 dB)")
+    speed_prob: float = _knob(
+        0.0,
+        "share of clips played 0.9-1.1x as fast, like a tape (tempo, pitch and formants "
+        "together): new pseudo-talkers for voices the corpus lacks",
+    )
     spec_augment: bool = _knob(
         True,
         "SpecAugment time and frequency masks; off to overfit or "
@@ -544,6 +549,10 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
     )
     if cfg.max_steps <= 0 and cfg.max_hours <= 0:
         raise DS2Error("set --max-steps or --max-hours: the run needs an end for its lr schedule")
+    for name in ("noise_prob", "speed_prob"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            flag = "--" + name.replace("_", "-")
+            raise DS2Error(f"{flag} is a share of clips, 0 to 1; got {getattr(cfg, name)}")
 
     exp = Path(exp)
     ckpt_dir = exp / "checkpoints"
@@ -661,7 +670,9 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
     dataset = SpeechDataset(
         items,
         feature_cfg,
-        augment=AugmentConfig(noise_prob=cfg.noise_prob) if cfg.augment else None,
+        augment=AugmentConfig(noise_prob=cfg.noise_prob, speed_prob=cfg.speed_prob)
+        if cfg.augment
+        else None,
         spec_augment=SpecAugmentConfig(
             cfg.freq_masks, cfg.freq_mask_max, cfg.time_masks, cfg.time_mask_max
         )
