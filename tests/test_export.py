@@ -4,11 +4,12 @@ import json
 import shutil
 
 import pytest
+import soundfile as sf
 import torch
 
 from ds2.checkpoint import load_folder
 from ds2.errors import CheckpointError, DS2Error
-from tests.utils import make_tiny_checkpoint
+from tests.utils import espeak, make_tiny_checkpoint
 from train.export import export, main, push_to_hub
 from train.lm import main as build_lm
 
@@ -389,3 +390,37 @@ def test_export_ships_the_binary_lm_and_its_card_says_so(experiment, tmp_path):
     card = (out / "README.md").read_text()
     mb = stats["arpa_bytes"] / 1e6
     assert f"8-bit quantised probabilities and backoffs) in place of its {mb:.1f}-MB ARPA" in card
+
+
+def test_export_tests_on_the_spot_and_reuses_the_kept_network_output(
+    experiment, tmp_path, monkeypatch
+):
+    """--test evaluates the exported folder; --log-probs lets a re-export skip the network."""
+    import train.evaluate as ev
+
+    ckpt, lm = experiment
+    wav = espeak("the cat sat", tmp_path / "utt.wav")
+    row = {"audio": wav.name, "duration": sf.info(wav).duration, "text": "the cat sat",
+           "speaker": "espeak"}  # fmt: skip
+    manifest = tmp_path / "test.jsonl"
+    manifest.write_text(json.dumps(row) + "\n")
+    runs = []
+    real = ev.infer_log_probs
+    monkeypatch.setattr(ev, "infer_log_probs", lambda *a, **k: runs.append(1) or real(*a, **k))
+    args = ["--checkpoint", str(ckpt), "--lm", str(lm), "--quantize", "6",
+            "--test", f"test={manifest}", "--log-probs", str(tmp_path / "lp")]  # fmt: skip
+    main([*args, "--out", str(tmp_path / "a"), "--lm-weight", "0.5"])
+    first = json.loads((tmp_path / "a" / "eval_results.json").read_text())["sets"]["test"]
+    assert runs == [1] and (tmp_path / "lp" / "test.safetensors").is_file()
+    assert "inference_cached" not in first and first["utterances"] == 1
+    assert "## Results" in (tmp_path / "a" / "README.md").read_text()
+    # the same weights with other LM settings: decoded from the kept output
+    main([*args, "--out", str(tmp_path / "b"), "--lm-weight", "2.0"])
+    again = json.loads((tmp_path / "b" / "eval_results.json").read_text())
+    assert runs == [1] and again["sets"]["test"]["inference_cached"] is True
+    assert again["decoding"]["lm_weight"] == 2.0
+    greedy = again["sets"]["test"]["modes"]["greedy"]
+    assert greedy["cer"] == first["modes"]["greedy"]["cer"]
+    # other weights (a 4-bit export): the network runs again
+    main([*args[:4], "--quantize", "4", *args[6:], "--out", str(tmp_path / "c")])
+    assert runs == [1, 1]

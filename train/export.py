@@ -18,7 +18,8 @@ The folder holds::
 
 The optimizer and trainer state (``trainer_state.*``) stay behind: a model folder holds what
 inference needs and nothing else. ``--test MANIFEST`` evaluates the exported folder on the spot
-instead of reading ``--eval``.
+instead of reading ``--eval``; with ``--log-probs DIR`` the network's output is kept, so exporting
+the same weights again (another LM, new notes) decodes without running the network.
 """
 
 from __future__ import annotations
@@ -563,6 +564,7 @@ def export(
     tune: str | os.PathLike | None = None,
     eval_results: str | os.PathLike | dict | None = None,
     test_manifests=None,
+    log_probs_dir: str | os.PathLike | None = None,
     loss_png: str | os.PathLike | None = None,
     half: bool = False,
     quantize: int | None = None,
@@ -575,6 +577,9 @@ def export(
 
     The folder is assembled in a temporary sibling and renamed into place, so a failed export
     leaves no half-written model. See the module docstring for what goes in.
+    ``log_probs_dir`` keeps the network's output on ``test_manifests`` there
+    (:func:`train.evaluate.evaluate`'s cache): exporting the same weights again, with another LM
+    or card, decodes without running the network.
     """
     checkpoint = Path(checkpoint)
     out = Path(out)
@@ -635,7 +640,12 @@ def export(
         if test_manifests:
             from train.evaluate import evaluate
 
-            results = evaluate(load_folder(tmp, name=name), test_manifests, out=tmp / "eval")
+            results = evaluate(
+                load_folder(tmp, name=name),
+                test_manifests,
+                out=tmp / "eval",
+                log_probs_dir=log_probs_dir,
+            )
             for png in FIGURES:
                 if (tmp / "eval" / png).is_file():
                     shutil.move(tmp / "eval" / png, tmp / png)
@@ -712,6 +722,13 @@ def main(argv=None):
     ap.add_argument("--word-score", type=float, default=None, help="overrides --tune")
     ap.add_argument("--eval", default=None, help="train.evaluate's results.json for the card")
     ap.add_argument("--test", nargs="+", default=None, help="evaluate on these manifests instead")
+    ap.add_argument(
+        "--log-probs",
+        default=None,
+        metavar="DIR",
+        help="with --test: keep each set's network output in DIR and reuse it when the exported "
+        "weights are the same (another LM or card decodes without running the network)",
+    )
     ap.add_argument("--loss-png", default=None, help="training curves (default: EXP/loss.png)")
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     ap.add_argument(
@@ -743,6 +760,7 @@ def main(argv=None):
         tune=args.tune,
         eval_results=args.eval,
         test_manifests=args.test,
+        log_probs_dir=args.log_probs,
         loss_png=args.loss_png,
         half=args.half,
         quantize=args.quantize,

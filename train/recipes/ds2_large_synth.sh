@@ -301,6 +301,6 @@ if run_from export; then
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --quantize 6 \
     --lm "$LM_DIR" --tune "$EXP/tune/tune.json" --loss-png "$EXP/loss.png" \
-    --test "${TESTS[@]}" data/synth/valid.jsonl "${EXTRA[@]}"
+    --test "${TESTS[@]}" data/synth/valid.jsonl --log-probs "$EXP/log_probs" "${EXTRA[@]}"
   echo ds2-large-synth > checkpoints/DEFAULT
 fi

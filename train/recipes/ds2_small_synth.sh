@@ -157,6 +157,6 @@ if run_from export; then
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
     --lm "$LM_DIR" --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
-    --test "${TESTS[@]}" data/synth/valid.jsonl "${EXTRA[@]}"
+    --test "${TESTS[@]}" data/synth/valid.jsonl --log-probs "$EXP/log_probs" "${EXTRA[@]}"
   [ -f checkpoints/DEFAULT ] || echo ds2-small-synth > checkpoints/DEFAULT   # ds2-large-synth is the default
 fi
