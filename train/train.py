@@ -132,12 +132,16 @@ class TrainConfig:
         "over the manifest) to keep validation short",
     )
     # --- augmentation -------------------------------------------------------------------------
-    augment: bool = _knob(True, "random gain and white noise on the waveform; off to overfit")
+    augment: bool = _knob(
+        True, "random gain, white noise and speed (--speed-prob) on the waveform; off to overfit"
+    )
     noise_prob: float = _knob(0.5, "share of clips that get white noise (SNR 10-40 dB)")
     speed_prob: float = _knob(
         0.0,
-        "share of clips played 0.9-1.1x as fast, like a tape (tempo, pitch and formants "
-        "together): new pseudo-talkers for voices the corpus lacks",
+        "share of clips played {:g}-{:g}x as fast, like a tape (tempo, pitch and formants "
+        "together): new pseudo-talkers for voices the corpus lacks".format(
+            *AugmentConfig.speed_range
+        ),
     )
     spec_augment: bool = _knob(
         True,

@@ -49,6 +49,8 @@ build_corpus() {
 #   data/kokoro  1 h of Kokoro's 28 English voices, 4 of them held out as test_unseen_voice
 #   data/kokoro_blend  1.2 h of 48 new Kokoro talkers, each a blend of two of data/kokoro's
 #                training voices (the same 4 held out: --heldout-seed), all training
+#   data/kokoro_train  0.5 h more of data/kokoro's training voices reading other sentences
+#                (seed 11; the same 4 held out), all training: the large recipe's deep2 stage
 has_engine() { python -c "import sys, train.synth as s; sys.exit(not s.available_engines()['$1'])"; }
 build_neural_corpora() {
   python -m pip install -q -r train/requirements-tts.txt || true
@@ -67,6 +69,9 @@ build_neural_corpora() {
     python -m train.synth --out data/kokoro_blend --engines kokoro --kokoro-blends 48 \
       --hours 1.2 --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" \
       --seed "$((5 + SEED))" --jobs "$JOBS"
+    python -m train.synth --out data/kokoro_train --engines kokoro --hours 0.5 \
+      --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" --seed "$((11 + SEED))" \
+      --jobs "$JOBS"
   fi
 }
 

@@ -243,12 +243,9 @@ deep_round() {
   adapt "$exp" "$EXP/avg" "$((train_seed + SEED))" 0 2e-4 --train "${mix[@]}" "$@"
 }
 
-# DEEP=1 (session 26): the whole network, convs included, learns
-# for the first time since the GPU run, in bf16 on a 2-core CPU with AVX512-BF16 (11 audio-s/s,
-# twice fp32's): from the neural stage's mean, on a fresh 8-h corpus of the same engines (seed
-# 7; --heldout-seed 0 keeps out the main corpus's unseen talkers), drawn as 2.5 h of flite and
-# festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances, 1 h of Piper's joe
-# and the real prompts once (5.3 h), at peak lr 2e-4.
+# DEEP=1 (session 26): the whole network, convs included, learns for the first time since the
+# GPU run, in bf16 on a 2-core CPU with AVX512-BF16 (11 audio-s/s, twice fp32's): deep_round
+# from the neural stage's mean on data/synth_deep (seed 7), 5.3 h in all.
 DEEP=${DEEP:-1}
 DEEP_EXP=${DEEP_EXP:-exp/ds2_large_deep}
 read -r -a EXTRA <<< "${DEEP_ARGS:---max-hours 1.25}"
@@ -271,10 +268,8 @@ DEEP2_EXP=${DEEP2_EXP:-exp/ds2_large_deep2}
 read -r -a EXTRA <<< "${DEEP2_ARGS:---max-hours 1.5}"
 if [ "$DEEP2" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
   if run_from deep2; then
-    python -m train.synth --out data/kokoro_train --engines kokoro --hours 0.5 \
-      --seed "$((11 + SEED))" --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 \
-      --jobs "$JOBS"
-    MORE=(data/kokoro_train/train.jsonl)
+    MORE=()   # data/kokoro_train comes from the data stage where Kokoro can be installed
+    [ -f data/kokoro_train/train.jsonl ] && MORE+=(data/kokoro_train/train.jsonl)
     deep_round deep2 "$DEEP2_EXP" 9 2027 --speed-prob 0.5 "${EXTRA[@]}"
   fi
   EXP=$DEEP2_EXP
