@@ -227,10 +227,11 @@ if [ "$BLEND" -ge 1 ] && [ -f data/kokoro_blend/train.jsonl ] && [ -f data/kokor
 fi
 
 # deep_round STAGE NEW_EXP SEED TRAIN_SEED LR ARGS...: a whole-network round (adapt with no
-# layer fixed, peak lr LR) from $EXP/avg on a fresh 8-h corpus data/synth_STAGE of the main corpus's
-# engines (seed SEED; --heldout-seed keeps out its unseen talkers), drawn (seed SEED + 1) as 2.5 h
-# of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances and 1 h
-# of Piper's joe, then the manifests in MORE and the real prompts once.
+# layer fixed, peak lr LR) from $EXP/avg on a fresh 8-h corpus data/synth_STAGE of the main
+# corpus's engines (seed SEED; --heldout-seed keeps out its unseen talkers), drawn (seed SEED + 1)
+# as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
+# and 1 h of Piper's joe, then the manifests in MORE and the real prompts once. ARGS go last on
+# train.train's command line, so they override adapt's flags (train.train takes the last).
 deep_round() {
   local stage=$1 exp=$2 seed=$3 train_seed=$4 lr=$5
   shift 5
