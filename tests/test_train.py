@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from train.data import (
 )
 from train.train import (
     TrainConfig,
+    augment_config,
     ctc_loss,
     lr_at,
     main,
@@ -550,6 +552,23 @@ def test_speed_perturbation_makes_pseudo_talkers_reproducibly():
     assert len(factors) > 3  # drawn, not fixed
     with pytest.raises(SystemExit, match="--speed-prob is a share of clips"):
         main(["--exp", "x", "--train", "m.jsonl", "--max-steps", "1", "--speed-prob", "1.5"])
+
+
+def test_speed_range_flags_reach_the_clips(tmp_path, corpus):
+    """--speed-min / --speed-max set the factors drawn; a range that is no range stops early."""
+    sr = 16000
+    tone = (0.3 * np.sin(2 * np.pi * 300.0 * np.arange(sr) / sr)).astype(np.float32)
+    cfg, *_ = parse_args(["--exp", "x", "--speed-prob", "1", "--speed-min", "1.2",
+                          "--speed-max", "1.25"])  # fmt: skip
+    aug = dataclasses.replace(augment_config(cfg), gain_db=0.0, noise_prob=0.0)
+    for seed in range(4):
+        factor = sr / len(augment_waveform(tone, aug, np.random.default_rng(seed)))
+        assert 1.2 - 1e-3 <= factor <= 1.25 + 1e-3
+    base = ["--exp", str(tmp_path / "e"), "--train", str(corpus), "--max-steps", "1"]
+    for lo, hi in [("1.2", "1.1"), ("0.3", "1.1"), ("0.9", "2.5")]:
+        with pytest.raises(SystemExit, match=f"--speed-min and --speed-max .* got {lo} and {hi}"):
+            main([*base, "--speed-min", lo, "--speed-max", hi])
+    assert not (tmp_path / "e" / "checkpoints").exists()  # stopped before any work
 
 
 def test_all_audio_missing_fails_loudly_instead_of_looping(tmp_path, corpus):

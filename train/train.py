@@ -138,11 +138,13 @@ class TrainConfig:
     noise_prob: float = _knob(0.5, "share of clips that get white noise (SNR 10-40 dB)")
     speed_prob: float = _knob(
         0.0,
-        "share of clips played {:g}-{:g}x as fast, like a tape (tempo, pitch and formants "
-        "together): new pseudo-talkers for voices the corpus lacks".format(
-            *AugmentConfig.speed_range
-        ),
+        "share of clips played --speed-min to --speed-max times as fast, like a tape (tempo, "
+        "pitch and formants together): new pseudo-talkers for voices the corpus lacks",
     )
+    speed_min: float = _knob(
+        AugmentConfig.speed_range[0], "slowest speed factor of --speed-prob (drawn uniformly)"
+    )
+    speed_max: float = _knob(AugmentConfig.speed_range[1], "fastest speed factor of --speed-prob")
     spec_augment: bool = _knob(
         True,
         "SpecAugment time and frequency masks; off to overfit or "
@@ -287,6 +289,17 @@ def parse_args(argv=None) -> tuple[TrainConfig, argparse.Namespace, dict, dict]:
 
 # ---------------------------------------------------------------------------------------------
 # Pieces of the loop
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig | None:
+    """The waveform augmentation the flags ask for (None with --no-augment)."""
+    if not cfg.augment:
+        return None
+    return AugmentConfig(
+        noise_prob=cfg.noise_prob,
+        speed_prob=cfg.speed_prob,
+        speed_range=(cfg.speed_min, cfg.speed_max),
+    )
 
 
 def make_vocab(spec: str) -> Vocabulary:
@@ -557,6 +570,11 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             flag = "--" + name.replace("_", "-")
             raise DS2Error(f"{flag} is a share of clips, 0 to 1; got {getattr(cfg, name)}")
+    if not 0.5 <= cfg.speed_min <= cfg.speed_max <= 2.0:
+        raise DS2Error(
+            "--speed-min and --speed-max are speed factors with 0.5 <= min <= max <= 2; "
+            f"got {cfg.speed_min:g} and {cfg.speed_max:g}"
+        )
 
     exp = Path(exp)
     ckpt_dir = exp / "checkpoints"
@@ -674,9 +692,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
     dataset = SpeechDataset(
         items,
         feature_cfg,
-        augment=AugmentConfig(noise_prob=cfg.noise_prob, speed_prob=cfg.speed_prob)
-        if cfg.augment
-        else None,
+        augment=augment_config(cfg),
         spec_augment=SpecAugmentConfig(
             cfg.freq_masks, cfg.freq_mask_max, cfg.time_masks, cfg.time_mask_max
         )
