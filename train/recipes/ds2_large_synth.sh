@@ -262,6 +262,11 @@ if [ "$DEEP" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
   EXP=$DEEP_EXP
 fi
 
+# Kokoro's extra training clips for the deep2 and deep3 rounds, where the data stage could build
+# them (build_neural_corpora, with Kokoro installed).
+KOKORO_TRAIN=()
+[ -f data/kokoro_train/train.jsonl ] && KOKORO_TRAIN=(data/kokoro_train/train.jsonl)
+
 # DEEP2=1 (session 27): a second whole-network round from the deep stage's mean, on another
 # fresh 8-h corpus (seed 9) and 0.5 h of Kokoro's training voices (data/kokoro_train, seed 11;
 # the deep stage had none and lost ground on the unseen Kokoro voices), with half of all clips
@@ -273,8 +278,7 @@ DEEP2_EXP=${DEEP2_EXP:-exp/ds2_large_deep2}
 read -r -a EXTRA <<< "${DEEP2_ARGS:---max-hours 1.5}"
 if [ "$DEEP2" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
   if run_from deep2; then
-    MORE=()   # data/kokoro_train comes from the data stage where Kokoro can be installed
-    [ -f data/kokoro_train/train.jsonl ] && MORE+=(data/kokoro_train/train.jsonl)
+    MORE=("${KOKORO_TRAIN[@]}")
     deep_round deep2 "$DEEP2_EXP" 9 2027 2e-4 --speed-prob 0.5 "${EXTRA[@]}"
   fi
   EXP=$DEEP2_EXP
@@ -289,8 +293,7 @@ DEEP3_EXP=${DEEP3_EXP:-exp/ds2_large_deep3}
 read -r -a EXTRA <<< "${DEEP3_ARGS:---max-hours 1.5}"
 if [ "$DEEP3" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
   if run_from deep3; then
-    MORE=()
-    [ -f data/kokoro_train/train.jsonl ] && MORE+=(data/kokoro_train/train.jsonl)
+    MORE=("${KOKORO_TRAIN[@]}")
     deep_round deep3 "$DEEP3_EXP" 13 2028 1.5e-4 --speed-prob 0.5 --hold-fraction 0.15 \
       "${EXTRA[@]}"
   fi
