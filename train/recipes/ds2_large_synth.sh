@@ -230,8 +230,9 @@ fi
 # layer fixed, peak lr LR) from $EXP/avg on a fresh 8-h corpus data/synth_STAGE of the main
 # corpus's engines (seed SEED; --heldout-seed keeps out its unseen talkers), drawn (seed SEED + 1)
 # as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
-# and 1 h of Piper's joe, then the manifests in MORE and the real prompts once. ARGS go last on
-# train.train's command line, so they override adapt's flags (train.train takes the last).
+# and 1 h of Piper's joe, then the manifests in MORE (deep_stage's) and the real prompts once.
+# ARGS go last on train.train's command line, so they override adapt's flags (train.train takes
+# the last).
 deep_round() {
   local stage=$1 exp=$2 seed=$3 train_seed=$4 lr=$5
   shift 5
@@ -248,57 +249,51 @@ deep_round() {
   adapt "$exp" "$EXP/avg" "$((train_seed + SEED))" 0 "$lr" --train "${mix[@]}" "$@"
 }
 
-# DEEP=1 (session 26): the whole network, convs included, learns for the first time since the
-# GPU run, in bf16 on a 2-core CPU with AVX512-BF16 (11 audio-s/s, twice fp32's): deep_round
-# from the neural stage's mean on data/synth_deep (seed 7), 5.3 h in all.
-DEEP=${DEEP:-1}
-DEEP_EXP=${DEEP_EXP:-exp/ds2_large_deep}
-read -r -a EXTRA <<< "${DEEP_ARGS:---max-hours 1.25}"
-if [ "$DEEP" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
-  if run_from deep; then
-    MORE=()
-    deep_round deep "$DEEP_EXP" 7 2026 2e-4 "${EXTRA[@]}"
-  fi
-  EXP=$DEEP_EXP
-fi
-
-# Kokoro's extra training clips for the deep2 and deep3 rounds, where the data stage could build
+# Kokoro's extra training clips for the rounds from deep2 on, where the data stage could build
 # them (build_neural_corpora, with Kokoro installed).
 KOKORO_TRAIN=()
 [ -f data/kokoro_train/train.jsonl ] && KOKORO_TRAIN=(data/kokoro_train/train.jsonl)
 
-# DEEP2=1 (session 27): a second whole-network round from the deep stage's mean, on another
+# deep_stage NAME HOURS KOKORO SEED TRAIN_SEED LR ARGS...: the stage NAME, a deep_round with
+# Kokoro's extra clips when KOKORO is 1, run where data/piper exists and the switch ${NAME^^}
+# (DEEP, DEEP2, ...; default 1) is on. ${NAME^^}_EXP (default exp/ds2_large_NAME) holds the run
+# and ${NAME^^}_ARGS (default --max-hours HOURS) sets its clock; later stages start from its mean.
+deep_stage() {
+  local name=$1 hours=$2 kokoro=$3
+  shift 3
+  local on_var=${name^^} exp_var=${name^^}_EXP args_var=${name^^}_ARGS
+  local exp=${!exp_var:-exp/ds2_large_$name} extra MORE=()
+  read -r -a extra <<< "${!args_var:---max-hours $hours}"
+  if [ "${!on_var:-1}" -lt 1 ] || [ ! -f data/piper/train.jsonl ]; then
+    return 0
+  fi
+  if run_from "$name"; then
+    if [ "$kokoro" = 1 ]; then
+      MORE=("${KOKORO_TRAIN[@]}")
+    fi
+    deep_round "$name" "$exp" "$@" "${extra[@]}"
+  fi
+  EXP=$exp
+}
+
+# deep (session 26): the whole network, convs included, learns for the first time since the
+# GPU run, in bf16 on a 2-core CPU with AVX512-BF16 (11 audio-s/s, twice fp32's): deep_round
+# from the neural stage's mean on data/synth_deep (seed 7), 5.3 h in all.
+deep_stage deep 1.25 0 7 2026 2e-4
+
+# deep2 (session 27): a second whole-network round from the deep stage's mean, on another
 # fresh 8-h corpus (seed 9) and 0.5 h of Kokoro's training voices (data/kokoro_train, seed 11;
 # the deep stage had none and lost ground on the unseen Kokoro voices), with half of all clips
 # played 0.9-1.1x as fast (--speed-prob 0.5: tempo, pitch and formants together, new
 # pseudo-talkers for the unseen flite voice that holds most of test_unseen_voice's errors):
 # 5.7 h in all, peak lr 2e-4.
-DEEP2=${DEEP2:-1}
-DEEP2_EXP=${DEEP2_EXP:-exp/ds2_large_deep2}
-read -r -a EXTRA <<< "${DEEP2_ARGS:---max-hours 1.5}"
-if [ "$DEEP2" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
-  if run_from deep2; then
-    MORE=("${KOKORO_TRAIN[@]}")
-    deep_round deep2 "$DEEP2_EXP" 9 2027 2e-4 --speed-prob 0.5 "${EXTRA[@]}"
-  fi
-  EXP=$DEEP2_EXP
-fi
+deep_stage deep2 1.5 1 9 2027 2e-4 --speed-prob 0.5
 
-# DEEP3=1 (session 28): a third whole-network round from the deep2 stage's mean, on another fresh
+# deep3 (session 28): a third whole-network round from the deep2 stage's mean, on another fresh
 # 8-h corpus (seed 13) and the same Kokoro clips, with the speed changes kept, at a lower peak
 # (lr 1.5e-4 held for 15 % of the clock rather than 2e-4 for 30 %: the deep2 run's validation
 # CER rose while its lr stayed at the peak and only came back in the cosine).
-DEEP3=${DEEP3:-1}
-DEEP3_EXP=${DEEP3_EXP:-exp/ds2_large_deep3}
-read -r -a EXTRA <<< "${DEEP3_ARGS:---max-hours 1.5}"
-if [ "$DEEP3" -ge 1 ] && [ -f data/piper/train.jsonl ]; then
-  if run_from deep3; then
-    MORE=("${KOKORO_TRAIN[@]}")
-    deep_round deep3 "$DEEP3_EXP" 13 2028 1.5e-4 --speed-prob 0.5 --hold-fraction 0.15 \
-      "${EXTRA[@]}"
-  fi
-  EXP=$DEEP3_EXP
-fi
+deep_stage deep3 1.5 1 13 2028 1.5e-4 --speed-prob 0.5 --hold-fraction 0.15
 
 if run_from average; then
   average_run "$EXP"

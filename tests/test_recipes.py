@@ -1,0 +1,114 @@
+"""The training recipes' stage logic, run for real in bash with `python` stubbed to echo.
+
+Each recipe is copied into a scratch tree (it works from the repository root it sits in) with
+the corpora its optional stages test for, so what runs is decided by the recipe's own code.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+
+
+def _tree(tmp_path, *corpora):
+    (tmp_path / "train").mkdir()
+    shutil.copytree(ROOT / "train" / "recipes", tmp_path / "train" / "recipes")
+    (tmp_path / "checkpoints").mkdir()
+    for c in corpora:
+        p = tmp_path / "data" / c / "train.jsonl"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("")
+    stub = tmp_path / "bin" / "python"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\necho python "$@"\n')
+    stub.chmod(0o755)
+    return tmp_path
+
+
+def _run(tree, recipe, **env):
+    e = {**os.environ, "PATH": f"{tree / 'bin'}:{os.environ['PATH']}", "JOBS": "2", **env}
+    return subprocess.run(
+        ["bash", str(tree / "train" / "recipes" / recipe)],
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _train_runs(stdout):
+    """(exp, init-from, its --train manifests, last --max-hours) of each train.train command."""
+    runs = []
+    for line in stdout.splitlines():
+        if " -m train.train " not in line:
+            continue
+        exp = re.search(r"--exp (\S+)", line).group(1)
+        init = re.search(r"--init-from (\S+)", line).group(1)
+        train = re.findall(r"--train ((?:[^-\s]\S* ?)+)", line)[-1].split()
+        hours = re.findall(r"--max-hours (\S+)", line)[-1]
+        runs.append((exp, init, train, hours))
+    return runs
+
+
+def test_large_recipe_deep_stages_chain(tmp_path):
+    tree = _tree(tmp_path, "piper", "kokoro", "kokoro_train")
+    r = _run(tree, "ds2_large_synth.sh", STAGE="deep")
+    assert r.returncode == 0, r.stderr
+    runs = _train_runs(r.stdout)
+    assert [(exp, init) for exp, init, _, _ in runs] == [
+        ("exp/ds2_large_deep", "exp/ds2_large_neural/avg"),
+        ("exp/ds2_large_deep2", "exp/ds2_large_deep/avg"),
+        ("exp/ds2_large_deep3", "exp/ds2_large_deep2/avg"),
+    ]
+    # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on.
+    for (_, _, train, _), stage in zip(runs, ["deep", "deep2", "deep3"], strict=True):
+        assert f"data/adapt_{stage}/natural.jsonl" in train
+        assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
+        assert f"--out data/synth_{stage} " in r.stdout
+    assert [hours for *_, hours in runs] == ["1.25", "1.5", "1.5"]
+    assert "train.export --checkpoint exp/ds2_large_deep3/avg " in r.stdout
+    assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
+
+
+def test_large_recipe_switches_and_overrides(tmp_path):
+    tree = _tree(tmp_path, "piper", "kokoro")
+    r = _run(
+        tree,
+        "ds2_large_synth.sh",
+        STAGE="deep2",
+        DEEP2="0",
+        DEEP3_EXP="exp/mine",
+        DEEP3_ARGS="--max-hours 0.1",
+    )
+    assert r.returncode == 0, r.stderr
+    runs = _train_runs(r.stdout)
+    # deep2 is off, so deep3 starts from the deep stage's mean; no Kokoro clips were built.
+    assert [(exp, init, hours) for exp, init, _, hours in runs] == [
+        ("exp/mine", "exp/ds2_large_deep/avg", "0.1")
+    ]
+    assert not any("kokoro" in m for m in runs[0][2])
+    assert "train.export --checkpoint exp/mine/avg " in r.stdout
+
+
+def test_large_recipe_without_piper_skips_deep_rounds(tmp_path):
+    tree = _tree(tmp_path)
+    r = _run(tree, "ds2_large_synth.sh", STAGE="deep")
+    assert r.returncode == 0, r.stderr
+    # Without Piper's (or Kokoro's) clips no later stage runs: the adapt2 stage's mean ships.
+    assert _train_runs(r.stdout) == []
+    assert "train.export --checkpoint exp/ds2_large_adapt2/avg " in r.stdout
+
+
+@pytest.mark.parametrize("recipe", ["ds2_large_synth.sh", "ds2_small_synth.sh"])
+def test_recipe_refuses_unknown_stage(tmp_path, recipe):
+    tree = _tree(tmp_path)
+    r = _run(tree, recipe, STAGE="nope")
+    assert r.returncode == 1
+    assert "STAGE=nope is not one of:" in r.stderr and "export" in r.stderr
+    assert r.stdout == ""
