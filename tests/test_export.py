@@ -95,6 +95,25 @@ def test_export_folder_loads_to_the_same_model(experiment, tmp_path):
     assert (out / "lexicon.txt").read_text() == (lm / "lexicon.txt").read_text()
 
 
+def test_exported_results_name_the_shipped_folder(experiment, tmp_path):
+    """Results evaluated in a staging folder ship naming the exported folder and its LM."""
+    ckpt, lm = experiment
+    staged = {**RESULTS, "model": {"name": "tiny", "folder": "exp/stage/ds2-tiny"},
+              "decoding": {**RESULTS["decoding"], "lm": "exp/stage/ds2-tiny/lm.arpa",
+                           "lexicon": "exp/stage/ds2-tiny/lexicon.txt"}}  # fmt: skip
+    out = export(ckpt, tmp_path / "ds2-tiny", lm=lm, eval_results=staged)
+    shipped = json.loads((out / "eval_results.json").read_text())
+    assert shipped["model"] == {"name": "tiny", "folder": str(out)}
+    assert shipped["decoding"]["lm"] == str(out / "lm.arpa")
+    assert shipped["decoding"]["lexicon"] == str(out / "lexicon.txt")
+    assert shipped["sets"] == RESULTS["sets"]
+    assert staged["model"]["folder"] == "exp/stage/ds2-tiny"  # the caller's dict is untouched
+    # an LM from elsewhere is not the shipped folder's: its path is kept
+    other = {**staged, "decoding": {**staged["decoding"], "lm": "/lms/big.bin"}}
+    out = export(ckpt, tmp_path / "b", lm=lm, eval_results=other)
+    assert json.loads((out / "eval_results.json").read_text())["decoding"]["lm"] == "/lms/big.bin"
+
+
 def test_model_card_states_the_facts(experiment, tmp_path):
     from huggingface_hub import ModelCard
 
@@ -413,6 +432,8 @@ def test_export_tests_on_the_spot_and_reuses_the_kept_network_output(
     first = json.loads((tmp_path / "a" / "eval_results.json").read_text())["sets"]["test"]
     assert runs == [1] and (tmp_path / "lp" / "test.safetensors").is_file()
     assert "inference_cached" not in first and first["utterances"] == 1
+    shipped = json.loads((tmp_path / "a" / "eval_results.json").read_text())
+    assert shipped["model"]["folder"] == str(tmp_path / "a")  # not the export's temporary one
     assert "## Results" in (tmp_path / "a" / "README.md").read_text()
     # the same weights with other LM settings: decoded from the kept output
     main([*args, "--out", str(tmp_path / "b"), "--lm-weight", "2.0"])

@@ -25,6 +25,7 @@ the same weights again (another LM, new notes) decodes without running the netwo
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -661,6 +662,7 @@ def export(
                 if (path.parent / png).is_file():
                     shutil.copy2(path.parent / png, tmp / png)
         if results is not None:
+            results = _as_shipped(results, out)
             (tmp / EVAL_JSON).write_text(json.dumps(results, indent=2) + "\n")
 
         card = model_card(
@@ -678,6 +680,27 @@ def export(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _as_shipped(results: dict, out: Path) -> dict:
+    """``results`` with the evaluated folder's paths as the exported folder ``out``'s.
+
+    An evaluation runs on a staging folder (or, with ``--test``, on the export's temporary
+    one); the results that ship with the model name the folder they ship in, and its LM and
+    lexicon there, rather than a path its users do not have.
+    """
+    results = copy.deepcopy(results)
+    model = results.get("model")
+    if not isinstance(model, dict):
+        return results
+    folder = model.get("folder")
+    model["folder"] = str(out)
+    decoding = results.get("decoding") or {}
+    for key in ("lm", "lexicon"):
+        p = decoding.get(key)
+        if p and folder and Path(p).parent == Path(folder):
+            decoding[key] = str(out / Path(p).name)
+    return results
 
 
 def push_to_hub(
