@@ -193,7 +193,9 @@ def training_summary(training: dict) -> str:
         facts.append(data)
     if is_number(training.get("best_valid_cer")):
         facts.append(f"best validation CER {100 * training['best_valid_cer']:.1f}%")
-    if training.get("averaged_steps"):
+    if training.get("averaged_from"):  # train.average --mixed: a mean across runs
+        facts.append(f"weights: mean of {len(training['averaged_from'])} runs' weights")
+    elif training.get("averaged_steps"):
         facts.append(f"weights: mean of {len(training['averaged_steps'])} checkpoints")
     if not facts:  # a foreign layout: show its plain scalars rather than nothing
         facts = [f"{k}: {v}" for k, v in training.items() if isinstance(v, (str, int, float))][:5]

@@ -192,6 +192,26 @@ def test_card_shows_validation_history_up_to_the_exported_step(experiment, tmp_p
     assert "| step |" not in (out / "README.md").read_text()
 
 
+def test_model_card_names_the_runs_of_a_cross_run_mean(experiment, tmp_path):
+    """A mean of two runs' weights (train.average --mixed) says which runs went in."""
+    from train.average import average_checkpoints
+
+    ckpt, _ = experiment
+    other = tmp_path / "other"
+    shutil.copytree(ckpt, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["training"].update(steps=4500, init_from={"spec": "exp/run_a/avg"})
+    cfg["training"]["config"] = {"seed": 99}
+    (other / "config.json").write_text(json.dumps(cfg))
+    soup = average_checkpoints([ckpt, other], tmp_path / "soup", mixed=True)
+    text = (export(soup, tmp_path / "m") / "README.md").read_text()
+    assert (
+        f"| weights | mean of 2 runs' weights: `{ckpt}` (step 4321), `{other}` (step 4500, "
+        "trained from `exp/run_a/avg`) |" in text
+    )
+    assert "mean of 2 checkpoints" not in text
+
+
 def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_path):
     """What a reader needs to judge the model: where it fails, on which voices, how it was made."""
     ckpt, lm = experiment

@@ -388,7 +388,15 @@ def model_card(
                 f"{100 * training['best_valid_cer']:.2f} % at step {training.get('best_step')}",
             )
         )
-    if training.get("averaged_steps"):
+    if training.get("averaged_from"):  # a mean across runs (train.average --mixed)
+        sources = training["averaged_from"]
+        parts = [
+            f"`{s.get('folder')}` (step {s.get('step')}"
+            + (f", trained from `{s['init_from']}`)" if s.get("init_from") else ")")
+            for s in sources
+        ]
+        facts.append(("weights", f"mean of {len(sources)} runs' weights: " + ", ".join(parts)))
+    elif training.get("averaged_steps"):
         steps = training["averaged_steps"]
         facts.append(
             ("weights", f"mean of {len(steps)} checkpoints (steps {', '.join(map(str, steps))})")
