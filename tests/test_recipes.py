@@ -65,14 +65,19 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep", "exp/ds2_large_neural/avg"),
         ("exp/ds2_large_deep2", "exp/ds2_large_deep/avg"),
         ("exp/ds2_large_deep3", "exp/ds2_large_deep2/avg"),
+        ("exp/ds2_large_deep4", "exp/ds2_large_deep3/avg"),
     ]
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on.
-    for (_, _, train, _), stage in zip(runs, ["deep", "deep2", "deep3"], strict=True):
+    for (_, _, train, _), stage in zip(runs, ["deep", "deep2", "deep3", "deep4"], strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
         assert f"--out data/synth_{stage} " in r.stdout
-    assert [hours for *_, hours in runs] == ["1.25", "1.5", "1.5"]
-    assert "train.export --checkpoint exp/ds2_large_deep3/avg " in r.stdout
+    assert [hours for *_, hours in runs] == ["1.25", "1.5", "1.5", "1.5"]
+    # The soup: the last two rounds' means averaged; it is what is tuned and exported.
+    soup = "train.average exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out "
+    assert f"{soup}exp/ds2_large_soup/avg" in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup/avg " in r.stdout
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
 
@@ -85,15 +90,20 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         DEEP2="0",
         DEEP3_EXP="exp/mine",
         DEEP3_ARGS="--max-hours 0.1",
+        SOUP="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
     # deep2 is off, so deep3 starts from the deep stage's mean; no Kokoro clips were built.
     assert [(exp, init, hours) for exp, init, _, hours in runs] == [
-        ("exp/mine", "exp/ds2_large_deep/avg", "0.1")
+        ("exp/mine", "exp/ds2_large_deep/avg", "0.1"),
+        ("exp/ds2_large_deep4", "exp/mine/avg", "1.5"),
     ]
-    assert not any("kokoro" in m for m in runs[0][2])
-    assert "train.export --checkpoint exp/mine/avg " in r.stdout
+    assert not any("kokoro" in m for run in runs for m in run[2])
+    # without the soup the last round's own mean is tuned and shipped
+    assert "--mixed" not in r.stdout
+    assert "train.average --exp exp/ds2_large_deep4 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep4/avg " in r.stdout
 
 
 def test_large_recipe_without_piper_skips_deep_rounds(tmp_path):
