@@ -310,8 +310,8 @@ deep_stage deep3 1.5 1 13 2028 1.5e-4 --speed-prob 0.5 --hold-fraction 0.15
 deep_stage deep4 1.5 1 15 2029 1.5e-4 --speed-prob 0.5 --speed-max 1.25 --hold-fraction 0.15
 
 # soup (session 29): the shipped weights are the mean of the last two deep stages' means
-# (train.average --mixed), better on every held-out synthetic set and the real prompts than
-# either alone. SOUP=0 ships the last stage's mean instead.
+# (train.average --mixed), the best of the three on valid in every mode and on
+# test_unseen_voice's greedy CER and beam + LM WER. SOUP=0 ships the last stage's mean instead.
 SOUP=${SOUP:-1}
 SOUP_EXP=${SOUP_EXP:-exp/ds2_large_soup}
 if [ "$SOUP" -ge 1 ] && [ -n "$PREV_EXP" ]; then
