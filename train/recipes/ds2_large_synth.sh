@@ -318,10 +318,8 @@ if [ "$SOUP" -ge 1 ] && [ -n "$PREV_EXP" ]; then
   if run_from soup; then
     average_run "$EXP"
     python -m train.average "$PREV_EXP/avg" "$EXP/avg" --mixed --out "$SOUP_EXP/avg"
-    if [ -f "$EXP/loss.png" ]; then   # the card shows the last stage's curves
-      mkdir -p "$SOUP_EXP" && cp "$EXP/loss.png" "$SOUP_EXP/loss.png"
-    fi
   fi
+  CURVES=$EXP   # the card shows the last trained stage's curves
   EXP=$SOUP_EXP
 fi
 
@@ -345,7 +343,7 @@ if run_from export; then
   EXTRA=()
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --quantize 6 \
-    --lm "$LM_DIR" --tune "$EXP/tune/tune.json" --loss-png "$EXP/loss.png" \
+    --lm "$LM_DIR" --tune "$EXP/tune/tune.json" --loss-png "${CURVES:-$EXP}/loss.png" \
     --test "${TESTS[@]}" data/synth/valid.jsonl --log-probs "$EXP/log_probs" "${EXTRA[@]}"
   echo ds2-large-synth > checkpoints/DEFAULT
 fi
