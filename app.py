@@ -192,7 +192,9 @@ def training_summary(training: dict) -> str:
             data = f"{_hours(seen)} of audio heard from a {data}"
         facts.append(data)
     if is_number(training.get("best_valid_cer")):
-        facts.append(f"best validation CER {100 * training['best_valid_cer']:.1f}%")
+        # a mean across runs was never validated as such: the figure is one checkpoint's
+        whose = "last run's best" if training.get("averaged_from") else "best"
+        facts.append(f"{whose} validation CER {100 * training['best_valid_cer']:.1f}%")
     if training.get("averaged_from"):  # train.average --mixed: a mean across runs
         facts.append(f"weights: mean of {len(training['averaged_from'])} runs' weights")
     elif training.get("averaged_steps"):

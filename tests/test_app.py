@@ -303,7 +303,9 @@ def test_training_summary_reads_like_a_sentence(app_module):
         "averaged_steps": [419, 448],
         "averaged_from": [{"step": 419}, {"step": 448}],
     }
-    assert app_module.training_summary(soup).endswith(" · weights: mean of 2 runs' weights")
+    assert app_module.training_summary(soup).endswith(
+        " · last run's best validation CER 32.9% · weights: mean of 2 runs' weights"
+    )
     orphan = {**stages, "earlier_stages": [{"steps": 10, "init_from": "org/foreign"}]}
     assert app_module.training_summary(orphan).startswith(
         "2 training stages, 2,030 steps after org/foreign (its own training not recorded) · "

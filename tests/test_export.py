@@ -210,6 +210,8 @@ def test_model_card_names_the_runs_of_a_cross_run_mean(experiment, tmp_path):
         "trained from `exp/run_a/avg`) |" in text
     )
     assert "mean of 2 checkpoints" not in text
+    # the best validation CER is one checkpoint's of the last run, not the mean's
+    assert "| best validation CER (last run) | 8.12 % at step" in text
 
 
 def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_path):

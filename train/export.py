@@ -384,7 +384,7 @@ def model_card(
     if training.get("best_valid_cer") is not None:
         facts.append(
             (
-                "best validation CER",
+                "best validation CER" + (" (last run)" if training.get("averaged_from") else ""),
                 f"{100 * training['best_valid_cer']:.2f} % at step {training.get('best_step')}",
             )
         )

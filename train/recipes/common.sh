@@ -51,7 +51,9 @@ build_corpus() {
 #                training voices (the same 4 held out: --heldout-seed), all training
 #   data/kokoro_train  0.5 h more of data/kokoro's training voices reading other sentences
 #                (seed 11; the same 4 held out), all training: the large recipe's deep2 stage
-has_engine() { python -c "import sys, train.synth as s; sys.exit(not s.available_engines()['$1'])"; }
+has_engine() {
+  python -c "import sys, train.synth as s; sys.exit(not s.available_engines()['$1'])"
+}
 build_neural_corpora() {
   python -m pip install -q -r train/requirements-tts.txt || true
   if [ ! -d data/tts/kokoro-js/voices ] && command -v npm > /dev/null; then

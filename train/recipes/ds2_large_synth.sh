@@ -60,7 +60,8 @@ source train/recipes/common.sh
 WORKERS=${WORKERS:-$(($(nproc) > 2 ? $(nproc) - 2 : 1))}   # feature workers for training
 EXP=${EXP:-exp/ds2_large_synth}
 OUT=${OUT:-checkpoints/ds2-large-synth}
-NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
+# NOTES: a Markdown file of the run's history, for the card's "Training notes"
+NOTES=${NOTES:-}
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:---max-hours 0.3}"   # the run's length
 # FINETUNE=1 adds a fine-tune of the run's mean on short utterances and the real prompts as well
 # (the small model's mix, which is what moved its real-speech figures). Not run yet: the shipped
@@ -119,7 +120,8 @@ if [ "$ADAPT" -ge 1 ]; then
       --train "${AD[@]}" --exp "$ADAPT_EXP" --init-from "$EXP/avg" --resume \
       --freeze-rnn-layers 3 --max-duration 8 --batch-seconds 150 --max-batch-size 64 \
       --no-sortagrad --lr 3e-4 --warmup-steps 15 --hold-fraction 0.3 --min-lr-ratio 0.1 \
-      --time-masks 2 --time-mask-max 20 --checkpoint-minutes 8 --save-every-steps 30 --keep-checkpoints 10 \
+      --time-masks 2 --time-mask-max 20 --checkpoint-minutes 8 --save-every-steps 30 \
+      --keep-checkpoints 10 \
       --seed "$((2003 + SEED))" --num-workers 1 --precision auto "${ADAPT_EXTRA[@]}"
   fi
   EXP=$ADAPT_EXP   # later stages work on the adapted run

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Rebuilds the shipped default model, checkpoints/ds2-small-synth, from nothing:
+# Rebuilds checkpoints/ds2-small-synth, the small preset's shipped model, from nothing:
 # corpus -> training -> LM -> LM tuning -> evaluation -> export.
 #
 #   bash train/recipes/ds2_small_synth.sh            # everything, resumable at every stage
-#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage (data|lm|train|finetune|finetune2|...|finetuneN|average|tune|export; a wrong one prints them)
+#   STAGE=train bash train/recipes/ds2_small_synth.sh   # start at a stage
+# The stages: data, lm, train, finetune, finetune2 ... finetuneN, average, tune, export (a wrong
+# STAGE prints them).
 #
 # Deterministic given SEED: the corpus (text split, voices, augmentation) and the training
 # order follow it. Every stage resumes after an interruption: rerun the same command.
@@ -48,7 +50,8 @@ source train/recipes/common.sh
 EXP=${EXP:-exp/ds2_small_synth}
 OUT=${OUT:-checkpoints/ds2-small-synth}
 THREADS=${THREADS:-$(nproc)}
-NOTES=${NOTES:-}                         # Markdown: the run's history, for the card's "Training notes"
+# NOTES: a Markdown file of the run's history, for the card's "Training notes"
+NOTES=${NOTES:-}
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:-}"   # more train.train flags, e.g. "--max-steps 9000"
 REAL_REPEAT=${REAL_REPEAT:-0}            # copies of real_asterisk_train.jsonl mixed into training
 FINETUNE=${FINETUNE:-8}                  # rounds of fine-tuning on short and real speech (0-8)
@@ -158,5 +161,6 @@ if run_from export; then
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --half \
     --lm "$LM_DIR" --tune exp/tune/tune.json --loss-png "$EXP/loss.png" \
     --test "${TESTS[@]}" data/synth/valid.jsonl --log-probs "$EXP/log_probs" "${EXTRA[@]}"
-  [ -f checkpoints/DEFAULT ] || echo ds2-small-synth > checkpoints/DEFAULT   # ds2-large-synth is the default
+  # a DEFAULT already there is kept (the large recipe writes ds2-large-synth)
+  [ -f checkpoints/DEFAULT ] || echo ds2-small-synth > checkpoints/DEFAULT
 fi
