@@ -115,3 +115,24 @@ def test_checkpoints_of_two_runs_need_mixed(tmp_path, capsys):
     average_checkpoints([c, b], tmp_path / "one")
     one = json.loads((tmp_path / "one" / "config.json").read_text())["training"]
     assert "averaged_from" not in one and one["averaged_steps"] == [3000, 3298]
+
+
+def test_mixed_mean_keeps_the_later_runs_record(tmp_path):
+    """Across runs the kept record is the later run's, even when it has fewer steps: a round
+    started from another's weights has more earlier stages (session 30: the mean of a soup at
+    step 448 and the round trained from it, at step 413, kept the soup's record)."""
+    first = _round(tmp_path / "deep4" / "avg", 448, 2029, "exp/deep3/avg")
+    later = make_tiny_checkpoint(
+        tmp_path / "deep5" / "avg",
+        seed=5,
+        steps=413,
+        config={"seed": 2030},
+        init_from={"spec": str(first)},
+        earlier_stages=[{"steps": 448, "init_from": "exp/deep3/avg"}],
+    )
+    for order in ([first, later], [later, first]):
+        out = average_checkpoints(order, tmp_path / "soup", mixed=True)
+        training = json.loads((out / "config.json").read_text())["training"]
+        assert training["steps"] == 413 and training["config"]["seed"] == 2030
+        assert training["averaged_steps"] == [448, 413]
+        assert [s["folder"] for s in training["averaged_from"]] == [str(first), str(later)]

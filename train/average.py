@@ -76,12 +76,17 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
 
     if not folders:
         raise CheckpointError("nothing to average")
-    runs = []  # (step, folder, its config.json), each config read once
+    runs = []  # (stages recorded, step, folder, its config.json), each config read once
     for f in map(Path, folders):
         cfg = read_config(f)
-        runs.append((_step(f, cfg), f, cfg))
-    runs.sort(key=lambda r: r[0])
-    steps, folders, configs = (list(x) for x in zip(*runs))
+        runs.append(
+            (len(cfg.get("training", {}).get("earlier_stages") or []), _step(f, cfg), f, cfg)
+        )
+    # Newest last: a run started from another's weights records that run among its earlier
+    # stages, so across runs the one with more stages is the later, whatever its step count;
+    # within a run, the higher step.
+    runs.sort(key=lambda r: r[:2])
+    _, steps, folders, configs = (list(x) for x in zip(*runs))
     for f, c in zip(folders[1:], configs[1:]):
         if c["model"] != configs[0]["model"] or c["vocab"] != configs[0]["vocab"]:
             raise CheckpointError(f"'{f}' has another model or vocabulary than '{folders[0]}'")
