@@ -227,9 +227,10 @@ def load(model, device="auto") -> LoadedModel:
 
 
 class _Features(torch.utils.data.Dataset):
-    def __init__(self, rows: list[dict], feature_cfg):
+    def __init__(self, rows: list[dict], feature_cfg, transform=None):
         self.rows = rows
         self.cfg = feature_cfg
+        self.transform = transform
 
     def __len__(self):
         return len(self.rows)
@@ -240,6 +241,8 @@ class _Features(torch.utils.data.Dataset):
             audio = load_audio(path, allow_silence=True)
         except AudioError as e:
             raise AudioError(f"evaluation utterance {i} ({path}): {e}") from None
+        if self.transform is not None:
+            audio = self.transform(audio)
         return i, compute_features(audio, self.cfg)
 
 
@@ -273,15 +276,19 @@ def infer_log_probs(
     batch_seconds: float = BATCH_SECONDS,
     num_workers: int = 0,
     desc: str = "inference",
+    transform: Callable | None = None,
 ) -> list[torch.Tensor]:
     """Run the network on every utterance of ``rows`` (manifest rows) in batches.
+
+    ``transform``, if given, maps each clip's 16-kHz float32 samples to the samples the network
+    hears (a probe's warping, say); batches are planned on the rows' own durations.
 
     Returns one float32 CPU tensor per row, in row order, each of shape
     ``(n_out_frames_i, vocab_size)`` (padding cut off).
     """
     durations = [float(r.get("duration") or 0.0) for r in rows]
     loader = torch.utils.data.DataLoader(
-        _Features(rows, model.feature_config),
+        _Features(rows, model.feature_config, transform),
         batch_sampler=_batches(durations, batch_seconds),
         collate_fn=_collate,
         num_workers=num_workers,
