@@ -67,29 +67,33 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep3", "exp/ds2_large_deep2/avg"),
         ("exp/ds2_large_deep4", "exp/ds2_large_deep3/avg"),
         ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
+        ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
     ]
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on.
-    stages = ["deep", "deep2", "deep3", "deep4", "deep5"]
+    stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6"]
     for (_, _, train, _), stage in zip(runs, stages, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
         assert f"--out data/synth_{stage} " in r.stdout
-    assert [hours for *_, hours in runs] == ["1.25", "1.5", "1.5", "1.5", "1.5"]
+    assert [hours for *_, hours in runs] == ["1.25", "1.5", "1.5", "1.5", "1.5", "1.5"]
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
-    # and deep5's mean, which is what is tuned and exported. A soup's folder holds no
-    # checkpoints, so nothing tries to average them.
+    # and deep5's mean, which deep6 starts from; then that and deep6's mean, which is what is
+    # tuned and exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-5:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-7:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
         "--exp exp/ds2_large_deep5 --last 3 --out exp/ds2_large_deep5/avg",
         "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed --out exp/ds2_large_soup2/avg",
+        "--exp exp/ds2_large_deep6 --last 3 --out exp/ds2_large_deep6/avg",
+        "exp/ds2_large_soup2/avg exp/ds2_large_deep6/avg --mixed --out exp/ds2_large_soup3/avg",
     ]
     assert "--exp exp/ds2_large_soup " not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup2/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup2/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep5/loss.png " in r.stdout
+    assert "--exp exp/ds2_large_soup2 " not in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup3/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup3/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep6/loss.png " in r.stdout
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
 
@@ -104,6 +108,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         DEEP3_ARGS="--max-hours 0.1",
         SOUP="0",
         SOUP2="0",
+        SOUP3="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -112,19 +117,21 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/mine", "exp/ds2_large_deep/avg", "0.1"),
         ("exp/ds2_large_deep4", "exp/mine/avg", "1.5"),
         ("exp/ds2_large_deep5", "exp/ds2_large_deep4/avg", "1.5"),
+        ("exp/ds2_large_deep6", "exp/ds2_large_deep5/avg", "1.5"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
-    # without the soups deep5 starts from deep4's mean, and its own mean is tuned and shipped
+    # without the soups each round starts from the last one's mean, and deep6's own mean is
+    # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep5 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep5/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep6 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep6/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
-    # Without deep5 the second soup would only re-mix the first with deep4: it is skipped and
-    # the first soup ships.
-    r = _run(tree, "ds2_large_synth.sh", STAGE="soup", DEEP5="0")
+    # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
+    # without deep6 so is the third, and the first soup ships.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="soup", DEEP5="0", DEEP6="0")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
     assert "train.export --checkpoint exp/ds2_large_soup/avg " in r.stdout
@@ -133,7 +140,8 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
     r = _run(tree, "ds2_large_synth.sh", STAGE="deep5")
     assert r.returncode == 0, r.stderr
     assert [(exp, init) for exp, init, _, _ in _train_runs(r.stdout)] == [
-        ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg")
+        ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
+        ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
