@@ -55,6 +55,11 @@
 #           12.68 -> 12.56), real_asterisk_test beam + LM WER 34.2 -> 32.0 %
 #   soup3   the mean of soup2 and the deep6 mean: greedy CER test_unseen_voice 9.58 % (beam + LM
 #           WER 12.36), real_asterisk_test 18.0 %, unseen Kokoro voices 22.8 %, valid 5.85 %
+#   deep7   on the same CPU (session 31): data/synth_deep7 in 3.4 min; 280 steps in the 1.5-h
+#           clock (its first 25 min beside an evaluation), 6-10 audio-s/s; greedy CER
+#           test_unseen_voice 9.58 -> 9.52 % (beam + LM WER 12.36 -> 12.57)
+#   soup4   the mean of soup3 and the deep7 mean: greedy CER test_unseen_voice 9.46 % (beam + LM
+#           WER 12.45), real_asterisk_test 17.5 %, unseen Kokoro voices 22.8 %, valid 5.87 %
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -87,7 +92,7 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
-  deep6 soup3 average tune export)
+  deep6 soup3 deep7 soup4 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -371,10 +376,17 @@ soup_stage soup2
 deep_stage deep6 1.5 1 19 2031 1.5e-4 --speed-prob 0.5 --speed-min 0.75 --speed-max 1.1 \
   --hold-fraction 0.15
 
-# soup3 (session 31): the shipped weights, the mean of soup2 and the deep6 round's mean: beam +
-# LM WER on test_unseen_voice 12.68 -> 12.36 % at the same greedy CER (9.56 -> 9.58).
-# SOUP3=0 ships the deep6 round's own mean instead.
+# soup3 (session 31): the mean of soup2 and the deep6 round's mean: beam + LM WER on
+# test_unseen_voice 12.68 -> 12.36 % at the same greedy CER (9.56 -> 9.58).
 soup_stage soup3
+
+# deep7 (session 31): a seventh round, from soup3, as deep6 on another fresh 8-h corpus (seed 21).
+deep_stage deep7 1.5 1 21 2032 1.5e-4 --speed-prob 0.5 --speed-min 0.75 --speed-max 1.1 \
+  --hold-fraction 0.15
+
+# soup4 (session 31): the shipped weights, the mean of soup3 and the deep7 round's mean.
+# SOUP4=0 ships the deep7 round's own mean instead.
+soup_stage soup4
 
 if run_from average; then
   mean_of "$EXP"
