@@ -50,7 +50,7 @@
 #           LM WER 12.93 -> 12.60), the unseen flite voice's lowered copies 27.1 -> 25.4 %
 #   soup2   the mean of the soup and the deep5 mean: greedy CER test_unseen_voice 9.56 % (beam +
 #           LM WER 12.68), real_asterisk_test 18.1 %, unseen Kokoro voices 22.9 %, valid 5.83 %
-#   deep6   on the same CPU (session 31): data/synth_deep6 in 2 min; 356 steps in the 1.5-h clock,
+#   deep6   on the same CPU (session 31): data/synth_deep6 in 93 s; 356 steps in the 1.5-h clock,
 #           8-10 audio-s/s; greedy CER test_unseen_voice 9.56 -> 9.68 % (beam + LM WER
 #           12.68 -> 12.56), real_asterisk_test beam + LM WER 34.2 -> 32.0 %
 #   soup3   the mean of soup2 and the deep6 mean: greedy CER test_unseen_voice 9.58 % (beam + LM
@@ -372,17 +372,16 @@ soup_stage soup2
 
 # deep6 (session 31): a sixth round, from soup2, on another fresh 8-h corpus (seed 19) with the
 # speed changes reaching down to 0.75x (the unseen flite voice still read 5-6 CER points worse
-# lowered than at its own pitch after deep5).
-deep_stage deep6 1.5 1 19 2031 1.5e-4 --speed-prob 0.5 --speed-min 0.75 --speed-max 1.1 \
-  --hold-fraction 0.15
+# lowered than at its own pitch after deep5). SLOWER is shared with deep7.
+SLOWER=(--speed-prob 0.5 --speed-min 0.75 --speed-max 1.1 --hold-fraction 0.15)
+deep_stage deep6 1.5 1 19 2031 1.5e-4 "${SLOWER[@]}"
 
 # soup3 (session 31): the mean of soup2 and the deep6 round's mean: beam + LM WER on
 # test_unseen_voice 12.68 -> 12.36 % at the same greedy CER (9.56 -> 9.58).
 soup_stage soup3
 
 # deep7 (session 31): a seventh round, from soup3, as deep6 on another fresh 8-h corpus (seed 21).
-deep_stage deep7 1.5 1 21 2032 1.5e-4 --speed-prob 0.5 --speed-min 0.75 --speed-max 1.1 \
-  --hold-fraction 0.15
+deep_stage deep7 1.5 1 21 2032 1.5e-4 "${SLOWER[@]}"
 
 # soup4 (session 31): the shipped weights, the mean of soup3 and the deep7 round's mean.
 # SOUP4=0 ships the deep7 round's own mean instead.
