@@ -69,19 +69,20 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
         ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
         ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
+        ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
     ]
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on.
-    stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7"]
+    stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8"]
     for (_, _, train, _), stage in zip(runs, stages, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
         assert f"--out data/synth_{stage} " in r.stdout
-    assert [hours for *_, hours in runs] == ["1.25", "1.5", "1.5", "1.5", "1.5", "1.5", "1.5"]
+    assert [hours for *_, hours in runs] == ["1.25"] + ["1.5"] * 6 + ["1.25"]
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-9:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-11:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -91,11 +92,13 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup2/avg exp/ds2_large_deep6/avg --mixed --out exp/ds2_large_soup3/avg",
         "--exp exp/ds2_large_deep7 --last 3 --out exp/ds2_large_deep7/avg",
         "exp/ds2_large_soup3/avg exp/ds2_large_deep7/avg --mixed --out exp/ds2_large_soup4/avg",
+        "--exp exp/ds2_large_deep8 --last 3 --out exp/ds2_large_deep8/avg",
+        "exp/ds2_large_soup4/avg exp/ds2_large_deep8/avg --mixed --out exp/ds2_large_soup5/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup4/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup4/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep7/loss.png " in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup5/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup5/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep8/loss.png " in r.stdout
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
 
@@ -112,6 +115,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP2="0",
         SOUP3="0",
         SOUP4="0",
+        SOUP5="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -122,20 +126,21 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep5", "exp/ds2_large_deep4/avg", "1.5"),
         ("exp/ds2_large_deep6", "exp/ds2_large_deep5/avg", "1.5"),
         ("exp/ds2_large_deep7", "exp/ds2_large_deep6/avg", "1.5"),
+        ("exp/ds2_large_deep8", "exp/ds2_large_deep7/avg", "1.25"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
     # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep7 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep7/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep8 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep8/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 and deep7 so are the later ones, and the first soup ships.
-    r = _run(tree, "ds2_large_synth.sh", STAGE="soup", DEEP5="0", DEEP6="0", DEEP7="0")
+    # without deep6 to deep8 so are the later ones, and the first soup ships.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="soup", DEEP5="0", DEEP6="0", DEEP7="0", DEEP8="0")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
     assert "train.export --checkpoint exp/ds2_large_soup/avg " in r.stdout
@@ -147,8 +152,50 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
         ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
         ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
         ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
+        ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
+
+
+def test_large_recipe_stop_ends_the_run_early(tmp_path):
+    tree = _tree(tmp_path, "piper", "kokoro_train")
+    # One new round and its soup, from the shipped soup's folder, and nothing after them: no
+    # tuning, no export, no new DEFAULT.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="deep8", STOP="soup5")
+    assert r.returncode == 0, r.stderr
+    assert [(exp, init) for exp, init, _, _ in _train_runs(r.stdout)] == [
+        ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg")
+    ]
+    averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
+    assert [line.split("python -m train.average ")[1] for line in averages] == [
+        "--exp exp/ds2_large_deep8 --last 3 --out exp/ds2_large_deep8/avg",
+        "exp/ds2_large_soup4/avg exp/ds2_large_deep8/avg --mixed --out exp/ds2_large_soup5/avg",
+    ]
+    assert "train.tune_lm" not in r.stdout and "train.export" not in r.stdout
+    assert not (tree / "checkpoints" / "DEFAULT").exists()
+    # STOP=STAGE runs that one stage: the LM tuning alone here.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", STOP="tune")
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
+        r.stdout.splitlines()[-1]
+    ]
+    assert "-m train.tune_lm --model exp/ds2_large_soup5/avg " in r.stdout
+    assert "train.export" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"STOP": "nope"}, "STOP=nope is not one of:"),
+        ({"STAGE": "tune", "STOP": "lm"}, "STOP=lm comes before STAGE=tune"),
+    ],
+)
+def test_recipe_refuses_a_bad_stop(tmp_path, env, message):
+    tree = _tree(tmp_path)
+    r = _run(tree, "ds2_large_synth.sh", **env)
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert r.stdout == ""
 
 
 def test_large_recipe_without_piper_skips_deep_rounds(tmp_path):

@@ -52,6 +52,7 @@ def _items(engine, names, n=2):
         ("festival", {"ked_diphone", "cmu_us_slt_arctic_hts"}),
         ("piper", {"joe"}),
         ("kokoro", {"am_michael", "bf_emma"}),
+        ("pico", {"en-US", "en-GB"}),
     ],
 )
 def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
@@ -94,17 +95,20 @@ def _voice(engine, name, talker, shift=0):
     return synth.Voice(f"{engine}-{name}-c{shift:+d}", engine, name, talker, shift)
 
 
-def test_neural_talkers_never_move_the_classic_held_out_talkers():
-    # Adding Piper or Kokoro voices to a corpus must not move its test split to other talkers.
+def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
+    # Adding Piper, Kokoro or Pico voices to a corpus must not move its test split to other
+    # talkers.
     base = [_voice("flite", n, n, c) for n in ("awb", "rms", "slt") for c in (-150, 0, 150)]
     base += [_voice("espeak", f"en+{v}", f"en+{v}") for v in ("m1", "m2", "f1", "f2")]
     joe = [_voice("piper", "joe", "piper-joe", c) for c in (-150, 0, 150)]
+    pico = [_voice("pico", n, f"pico-{n}", c) for n in ("en-US", "en-GB") for c in (-150, 0)]
     names = [f"{a}{g}_{n}" for a in "ab" for g in "fm" for n in ("x", "y", "z", "w")]
     kokoro = [_voice("kokoro", n, f"kokoro-{n}", c) for n in names for c in (0, 150)]
     for seed in range(6):
         held = synth.heldout_talkers(base, seed)
         assert synth.heldout_talkers(base + joe, seed) == held
         assert "piper-joe" not in held
+        assert synth.heldout_talkers(base + joe + pico, seed) == held
         # Kokoro's 16 talkers: a seventh of them (2) held out too, drawn on their own.
         with_kokoro = synth.heldout_talkers(base + joe + kokoro, seed)
         assert with_kokoro - held <= {f"kokoro-{n}" for n in names}
@@ -294,6 +298,20 @@ def test_rerun_resumes_and_redoes_only_missing_or_broken_files(corpus):
     assert sf.info(broken).frames > 0
     for r in rows[2:]:
         assert os.stat(r["audio"]).st_mtime_ns == mtimes[r["audio"]]
+
+
+def test_a_later_engine_stays_out_of_older_corpora_plans(corpus):
+    out, _ = corpus
+    # The plan holds the weights every corpus was planned with before Pico was added, and not
+    # Pico's (unused here), so a corpus built before then still resumes.
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["weights"] == {
+        "espeak": 0.55,
+        "flite": 0.25,
+        "festival": 0.2,
+        "piper": 0.2,
+        "kokoro": 0.2,
+    }
 
 
 def test_other_settings_in_the_same_folder_are_refused(corpus):

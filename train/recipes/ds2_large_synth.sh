@@ -4,6 +4,7 @@
 #
 #   bash train/recipes/ds2_large_synth.sh                 # everything
 #   STAGE=tune bash train/recipes/ds2_large_synth.sh      # start at a stage (see stages=(...))
+#   STAGE=deep8 STOP=soup5 bash train/recipes/ds2_large_synth.sh   # run stages deep8 to soup5
 #
 # Measured on one NVIDIA H100 80GB with 16 CPU cores (session 16):
 #   corpus  100 h in 285 s with 16 jobs (the TTS engines run on the CPU cores)
@@ -92,7 +93,7 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
-  deep6 soup3 deep7 soup4 average tune export)
+  deep6 soup3 deep7 soup4 deep8 soup5 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -383,9 +384,16 @@ soup_stage soup3
 # deep7 (session 31): a seventh round, from soup3, as deep6 on another fresh 8-h corpus (seed 21).
 deep_stage deep7 1.5 1 21 2032 1.5e-4 "${SLOWER[@]}"
 
-# soup4 (session 31): the shipped weights, the mean of soup3 and the deep7 round's mean.
-# SOUP4=0 ships the deep7 round's own mean instead.
+# soup4 (session 31): the mean of soup3 and the deep7 round's mean.
 soup_stage soup4
+
+# deep8 (sessions 32-33): an eighth round, from soup4, as deep7 on another fresh 8-h corpus
+# (seed 23).
+deep_stage deep8 1.25 1 23 2033 1.5e-4 "${SLOWER[@]}"
+
+# soup5 (session 33): the mean of soup4 and the deep8 round's mean.
+# SOUP5=0 ships the deep8 round's own mean instead.
+soup_stage soup5
 
 if run_from average; then
   mean_of "$EXP"
