@@ -26,7 +26,11 @@ def _tree(tmp_path, *corpora):
         p.write_text("")
     stub = tmp_path / "bin" / "python"
     stub.parent.mkdir()
-    stub.write_text('#!/bin/sh\necho python "$@"\n')
+    # NO_PICO makes the probe for py-nanotts (`python -c "import py_nanotts"`) fail.
+    stub.write_text(
+        '#!/bin/sh\ncase "$*" in *py_nanotts*) [ -z "$NO_PICO" ] || exit 1 ;; esac\n'
+        'echo python "$@"\n'
+    )
     stub.chmod(0o755)
     return tmp_path
 
@@ -70,19 +74,26 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
         ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
         ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
+        ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
     ]
-    # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on.
-    stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8"]
-    for (_, _, train, _), stage in zip(runs, stages, strict=True):
+    # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on, and
+    # SVOX Pico's voices (in the corpus and in the mix) in deep9 alone.
+    stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
+    synths = [line for line in r.stdout.splitlines() if " -m train.synth " in line]
+    for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
-        assert f"--out data/synth_{stage} " in r.stdout
-    assert [hours for *_, hours in runs] == ["1.25"] + ["1.5"] * 6 + ["1.25"]
+        assert (f"data/adapt_{stage}/pico.jsonl" in train) == (stage == "deep9")
+        assert f"--out data/synth_{stage} " in synth
+        engines = "espeak,flite,festival,pico" if stage == "deep9" else "espeak,flite,festival"
+        assert synth.endswith(f"--engines {engines}")
+    assert "--out data/adapt_deep9/pico.jsonl --engines pico\n" in r.stdout
+    assert [hours for *_, hours in runs] == ["1.25"] + ["1.5"] * 6 + ["1.25"] * 2
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-11:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-13:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -94,11 +105,14 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup3/avg exp/ds2_large_deep7/avg --mixed --out exp/ds2_large_soup4/avg",
         "--exp exp/ds2_large_deep8 --last 3 --out exp/ds2_large_deep8/avg",
         "exp/ds2_large_soup4/avg exp/ds2_large_deep8/avg --mixed --out exp/ds2_large_soup5/avg",
+        "--exp exp/ds2_large_deep9 --last 3 --out exp/ds2_large_deep9/avg",
+        "exp/ds2_large_soup5/avg exp/ds2_large_deep9/avg --mixed --out exp/ds2_large_soup6/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup5/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup5/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep8/loss.png " in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup6/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup6/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep9/loss.png " in r.stdout
+    assert "without Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
 
@@ -116,6 +130,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP3="0",
         SOUP4="0",
         SOUP5="0",
+        SOUP6="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -127,20 +142,22 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep6", "exp/ds2_large_deep5/avg", "1.5"),
         ("exp/ds2_large_deep7", "exp/ds2_large_deep6/avg", "1.5"),
         ("exp/ds2_large_deep8", "exp/ds2_large_deep7/avg", "1.25"),
+        ("exp/ds2_large_deep9", "exp/ds2_large_deep8/avg", "1.25"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
     # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep8 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep8/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep9 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep9/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep8 so are the later ones, and the first soup ships.
-    r = _run(tree, "ds2_large_synth.sh", STAGE="soup", DEEP5="0", DEEP6="0", DEEP7="0", DEEP8="0")
+    # without deep6 to deep9 so are the later ones, and the first soup ships.
+    off = {f"DEEP{n}": "0" for n in range(5, 10)}
+    r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
     assert "train.export --checkpoint exp/ds2_large_soup/avg " in r.stdout
@@ -153,6 +170,7 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
         ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
         ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
         ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
+        ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
@@ -179,8 +197,23 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup5/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup6/avg " in r.stdout
     assert "train.export" not in r.stdout
+
+
+def test_large_recipe_pico_round_without_pico(tmp_path):
+    tree = _tree(tmp_path, "piper")
+    # Without py-nanotts the Pico round says so and goes on with the classic engines alone.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="deep9", STOP="deep9", NO_PICO="1")
+    assert r.returncode == 0, r.stderr
+    assert "warning: deep9 runs without Pico: pip install -r train/requirements-tts.txt" in (
+        r.stderr
+    )
+    [(exp, init, train, _)] = _train_runs(r.stdout)
+    assert (exp, init) == ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg")
+    assert not any("pico" in m for m in train)
+    assert "--engines espeak,flite,festival\n" in r.stdout
+    assert "--engines pico" not in r.stdout
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,11 @@
 #           test_unseen_voice 9.58 -> 9.52 % (beam + LM WER 12.36 -> 12.57)
 #   soup4   the mean of soup3 and the deep7 mean: greedy CER test_unseen_voice 9.46 % (beam + LM
 #           WER 12.45), real_asterisk_test 17.5 %, unseen Kokoro voices 22.8 %, valid 5.87 %
+#   deep8   on the same CPU (session 33): data/synth_deep8 in 73 s; 348 steps in the 1.25-h
+#           clock, 7.4-10.6 audio-s/s, 11.3 h of audio heard; natural-voice validation CER
+#           7.97 -> 7.57 %
+#   soup5   the mean of soup4 and the deep8 mean: greedy CER test_unseen_voice 9.31 % (beam + LM
+#           WER 12.16), real_asterisk_test 17.7 %, unseen Kokoro voices 22.6 %, valid 5.78 %
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -93,7 +98,7 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
-  deep6 soup3 deep7 soup4 deep8 soup5 average tune export)
+  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -256,19 +261,34 @@ fi
 # corpus's engines (seed SEED; --heldout-seed keeps out its unseen talkers), drawn (seed SEED + 1)
 # as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
 # and 1 h of Piper's joe, then the manifests in MORE (deep_stage's) and the real prompts once.
+# WITH_PICO=1 adds SVOX Pico to the corpus's engines and 0.6 h of its clips to the mix.
 # ARGS go last on train.train's command line, so they override adapt's flags (train.train takes
 # the last).
 deep_round() {
   local stage=$1 exp=$2 seed=$3 train_seed=$4 lr=$5
   shift 5
+  local engines=espeak,flite,festival pico=0
+  if [ "${WITH_PICO:-0}" = 1 ]; then
+    if python -c "import py_nanotts" 2>/dev/null; then
+      pico=1
+      engines+=,pico
+    else
+      echo "warning: $stage runs without Pico: pip install -r train/requirements-tts.txt" >&2
+    fi
+  fi
   python -m train.synth --out "data/synth_$stage" --hours 8 --seed "$((seed + SEED))" \
-    --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 --jobs "$JOBS"
+    --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 --jobs "$JOBS" \
+    --engines "$engines"
   local d=data/adapt_$stage s=$((seed + 1 + SEED))
   sample "$d" "$s" "data/synth_$stage/train.jsonl" 2.5 natural --engines flite,festival
   sample "$d" "$s" "data/synth_$stage/train.jsonl" 0.8 espeak --engines espeak
   sample "$d" "$s" data/synth_short/train.jsonl 0.8 short
   sample "$d" "$s" data/piper/train.jsonl 1.0 piper
   local mix=("$d/natural.jsonl" "$d/espeak.jsonl" "$d/short.jsonl" "$d/piper.jsonl" "${MORE[@]}")
+  if [ "$pico" = 1 ]; then
+    sample "$d" "$s" "data/synth_$stage/train.jsonl" 0.6 pico --engines pico
+    mix+=("$d/pico.jsonl")
+  fi
   [ -f data/real/real_asterisk_train.jsonl ] && mix+=(data/real/real_asterisk_train.jsonl)
   mean_of "$EXP"
   adapt "$exp" "$EXP/avg" "$((train_seed + SEED))" 0 "$lr" --train "${mix[@]}" "$@"
@@ -387,13 +407,22 @@ deep_stage deep7 1.5 1 21 2032 1.5e-4 "${SLOWER[@]}"
 # soup4 (session 31): the mean of soup3 and the deep7 round's mean.
 soup_stage soup4
 
-# deep8 (sessions 32-33): an eighth round, from soup4, as deep7 on another fresh 8-h corpus
+# deep8 (session 33): an eighth round, from soup4, as deep7 on another fresh 8-h corpus
 # (seed 23).
 deep_stage deep8 1.25 1 23 2033 1.5e-4 "${SLOWER[@]}"
 
 # soup5 (session 33): the mean of soup4 and the deep8 round's mean.
 # SOUP5=0 ships the deep8 round's own mean instead.
 soup_stage soup5
+
+# deep9 (session 34): a ninth round, from soup5, as deep8 on another fresh 8-h corpus (seed 25)
+# that adds SVOX Pico's two voices and their pitch/tempo copies (a synthesizer family no round
+# had heard; 0.6 h of it in the mix). Needs train/requirements-tts.txt's py-nanotts.
+WITH_PICO=1 deep_stage deep9 1.25 1 25 2034 1.5e-4 "${SLOWER[@]}"
+
+# soup6 (session 34): the mean of soup5 and the deep9 round's mean.
+# SOUP6=0 ships the deep9 round's own mean instead.
+soup_stage soup6
 
 if run_from average; then
   mean_of "$EXP"
