@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,8 +277,13 @@ QUANT_SCALE = ".q_scale"  # suffix of a quantized weight's float32 scales, one p
 QUANT_SHAPE = ".q_shape"  # suffix of its int64 [bits, *shape]; the weight itself is packed bits
 
 
-def quantize_weights(state: dict[str, torch.Tensor], bits: int = 8) -> dict[str, torch.Tensor]:
+def quantize_weights(
+    state: dict[str, torch.Tensor], bits: int = 8, finer: Sequence[str] = ()
+) -> dict[str, torch.Tensor]:
     """Weights for storage in ``bits``-bit integers (2-8): ``bits`` / 32 of float32's size.
+
+    Weights whose names start with one of ``finer`` take one bit more (at most 8): the
+    recurrent matrices, whose rounding errors compound over the frames, are worth the bytes.
 
     Each floating tensor of two or more dimensions (linear, recurrent and conv weights) is
     rounded to ``q`` in ``[-L, L]``, ``L = 2 ** (bits - 1) - 1``, with one float32 scale per row
@@ -288,7 +294,10 @@ def quantize_weights(state: dict[str, torch.Tensor], bits: int = 8) -> dict[str,
     """
     if not 2 <= bits <= 8:
         raise ValueError(f"bits must be 2-8, got {bits}")
-    top = 2 ** (bits - 1) - 1
+    finer = tuple(finer)
+    matched = {p for p in finer for k in state if k.startswith(p)}
+    if set(finer) - matched:
+        raise ValueError(f"no weight is named like {', '.join(sorted(set(finer) - matched))}")
     out = {}
     for k, v in state.items():
         if not v.is_floating_point():
@@ -296,13 +305,15 @@ def quantize_weights(state: dict[str, torch.Tensor], bits: int = 8) -> dict[str,
         elif v.dim() < 2:
             out[k] = v.half()
         else:
+            b = min(bits + 1, 8) if k.startswith(finer) else bits
+            top = 2 ** (b - 1) - 1
             rows = v.detach().float().reshape(v.shape[0], -1)
             scale = rows.abs().amax(dim=1).clamp_min(torch.finfo(torch.float32).tiny) / top
             codes = (torch.round(rows / scale[:, None]) + top).to(torch.uint8).numpy().ravel()
-            planes = (codes[:, None] >> np.arange(bits, dtype=np.uint8)) & 1  # (n, bits)
+            planes = (codes[:, None] >> np.arange(b, dtype=np.uint8)) & 1  # (n, b)
             out[k] = torch.from_numpy(np.packbits(planes.ravel(), bitorder="little"))
             out[k + QUANT_SCALE] = scale
-            out[k + QUANT_SHAPE] = torch.tensor([bits, *v.shape], dtype=torch.int64)
+            out[k + QUANT_SHAPE] = torch.tensor([b, *v.shape], dtype=torch.int64)
     return out
 
 

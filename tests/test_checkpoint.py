@@ -246,6 +246,30 @@ def test_quantized_weights_round_trip_within_half_a_step(bits):
         quantize_weights(state, 9)
 
 
+def test_finer_weights_take_one_bit_more():
+    torch.manual_seed(0)
+    state = {"rnn.weight_hh_l0": torch.randn(8, 16), "rnn.weight_ih_l0": torch.randn(8, 16)}
+    q = quantize_weights(state, 6, finer=("rnn.weight_hh",))
+    assert (
+        q["rnn.weight_hh_l0" + QUANT_SHAPE][0] == 7 and q["rnn.weight_ih_l0" + QUANT_SHAPE][0] == 6
+    )
+    assert q["rnn.weight_hh_l0"].numel() == 8 * 16 * 7 // 8
+    d = dequantize_weights(q)
+    for name, bits in (("rnn.weight_hh_l0", 7), ("rnn.weight_ih_l0", 6)):
+        step = state[name].abs().amax(dim=1) / (2 ** (bits - 1) - 1)
+        assert ((d[name] - state[name]).abs().amax(dim=1) <= step / 2 + 1e-6).all()
+    # one bit more halves the finer weight's error against plain 6 bits
+    plain = dequantize_weights(quantize_weights(state, 6))
+    err = {
+        k: (v - state["rnn.weight_hh_l0"]).norm()
+        for k, v in (("6", plain["rnn.weight_hh_l0"]), ("7", d["rnn.weight_hh_l0"]))
+    }
+    assert err["7"] < 0.7 * err["6"]
+    assert quantize_weights(state, 8, finer=("rnn",))["rnn.weight_ih_l0" + QUANT_SHAPE][0] == 8
+    with pytest.raises(ValueError, match="no weight is named like conv"):
+        quantize_weights(state, 6, finer=("conv",))
+
+
 def test_quantized_checkpoint_loads_and_broken_scales_are_refused(ckpt):
     from safetensors.torch import load_file, save_file
 

@@ -264,7 +264,8 @@ def _write(path, data):
 @pytest.mark.parametrize(
     "compact, dtype, ratio, atol",
     [({"half": True}, "float16", 0.6, 2e-3), ({"quantize": 8}, "int8", 0.35, 2e-2),
-     ({"quantize": 6}, "int6", 0.3, 0.1)],
+     ({"quantize": 6}, "int6", 0.3, 0.1),
+     ({"quantize": 6, "quantize_finer": ("rnn.weight_hh",)}, "int6+", 0.35, 0.1)],
 )  # fmt: skip
 def test_compact_export_is_smaller_and_loads_as_float32(
     experiment, tmp_path, compact, dtype, ratio, atol
@@ -308,6 +309,11 @@ def test_export_takes_one_compact_format(experiment, tmp_path):
     ckpt, _ = experiment
     with pytest.raises(DS2Error, match="not both"):
         export(ckpt, tmp_path / "both", half=True, quantize=8)
+    with pytest.raises(DS2Error, match="need quantized weights"):
+        export(ckpt, tmp_path / "finer", quantize_finer=("rnn.weight_hh",))
+    with pytest.raises(DS2Error, match="no weight is named like rnn.nope"):
+        export(ckpt, tmp_path / "nope", quantize=6, quantize_finer=("rnn.nope",))
+    assert not (tmp_path / "finer").exists() and not (tmp_path / "nope").exists()
     with pytest.raises(DS2Error, match="bits must be 2-8"):
         export(ckpt, tmp_path / "nine", quantize=9)
 

@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ds2.checkpoint import (
@@ -66,10 +67,17 @@ DEFAULT_WORD_SCORE = 0.0
 # Weights and files
 
 
-def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | None = None) -> dict:
+def export_weights(
+    src: Path,
+    dst: Path,
+    half: bool = False,
+    quantize: int | None = None,
+    quantize_finer: Sequence[str] = (),
+) -> dict:
     """Copy ``src`` safetensors weights to ``dst``; with ``half`` floating tensors become fp16,
     with ``quantize=N`` weight matrices become N-bit integers with a scale per row
-    (:func:`ds2.checkpoint.quantize_weights`, N/32 of float32's size).
+    (:func:`ds2.checkpoint.quantize_weights`, N/32 of float32's size), those named like
+    ``quantize_finer`` N+1-bit ones (dtype ``intN+``).
 
     Integer buffers (BatchNorm's ``num_batches_tracked``) keep their dtype. ``load_folder``
     turns fp16 and quantized tensors back into the float32 model, which runs in float32.
@@ -83,6 +91,8 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
 
     if half and quantize:
         raise DS2Error("choose float16 or quantized weights, not both")
+    if quantize_finer and not quantize:
+        raise DS2Error("finer quantized weights need quantized weights (--quantize BITS)")
     try:
         if not half and not quantize:
             with safe_open(str(src), "pt") as f:  # the header alone: the bytes are copied
@@ -96,12 +106,12 @@ def export_weights(src: Path, dst: Path, half: bool = False, quantize: int | Non
     state = dequantize_weights(state)
     if quantize:
         try:
-            state = quantize_weights(state, quantize)
+            state = quantize_weights(state, quantize, quantize_finer)
         except ValueError as e:
             raise DS2Error(f"cannot quantize the weights: {e}") from None
     else:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    dtype = f"int{quantize}" if quantize else "float16"
+    dtype = f"int{quantize}{'+' if quantize_finer else ''}" if quantize else "float16"
     atomic_write_bytes(dst, safetensors_bytes(state, {"format": "pt", "dtype": dtype}))
     return {"dtype": dtype, "bytes": dst.stat().st_size, "tensors": len(state)}
 
@@ -577,6 +587,7 @@ def export(
     loss_png: str | os.PathLike | None = None,
     half: bool = False,
     quantize: int | None = None,
+    quantize_finer: Sequence[str] = (),
     repo_id: str | None = None,
     license: str = LICENSE,
     overwrite: bool = False,
@@ -600,7 +611,9 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
     try:
-        weights = export_weights(checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half, quantize)
+        weights = export_weights(
+            checkpoint / WEIGHTS_NAME, tmp / WEIGHTS_NAME, half, quantize, quantize_finer
+        )
         cfg = {k: v for k, v in src_cfg.items() if k != "decoder"}
         log_path = _find_in_run(checkpoint, "log.jsonl")
         # the run's log, read once, up to the checkpoint's step: later events are not its own
@@ -768,6 +781,14 @@ def main(argv=None):
         metavar="BITS",
         help="store weight matrices as BITS-bit integers (2-8) with a float32 scale per row",
     )
+    ap.add_argument(
+        "--quantize-finer",
+        nargs="+",
+        default=[],
+        metavar="PREFIX",
+        help="with --quantize: the weights whose names start with these take one bit more "
+        "(e.g. rnn.weight_hh convs head)",
+    )
     ap.add_argument("--notes", default=None, help="Markdown file: the run's history, for the card")
     ap.add_argument("--license", default=LICENSE)
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
@@ -795,6 +816,7 @@ def main(argv=None):
         loss_png=args.loss_png,
         half=args.half,
         quantize=args.quantize,
+        quantize_finer=args.quantize_finer,
         repo_id=args.push,
         license=args.license,
         overwrite=args.overwrite,
