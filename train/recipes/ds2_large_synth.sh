@@ -72,6 +72,7 @@
 #   soup6   the mean of soup5 and the deep9 mean (float32): greedy CER test_unseen_voice 9.11 %
 #           (beam + LM WER 11.91), real_asterisk_test 17.5 %, unseen Kokoro voices 21.7 %,
 #           valid 5.83 %
+#   deep10  started in session 34, to be resumed (STAGE=deep10); soup7 follows it
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -106,7 +107,8 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
-  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 average tune export)
+  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 deep10 soup7 average
+  tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -431,6 +433,14 @@ WITH_PICO=1 deep_stage deep9 1.25 1 25 2034 1.5e-4 "${SLOWER[@]}"
 # soup6 (session 34): the mean of soup5 and the deep9 round's mean.
 # SOUP6=0 ships the deep9 round's own mean instead.
 soup_stage soup6
+
+# deep10 (sessions 34-35): a tenth round, from soup6, as deep9 (Pico included) on another fresh
+# 8-h corpus (seed 27): deep9's own mean gained most on the unseen Kokoro voices.
+WITH_PICO=1 deep_stage deep10 1.25 1 27 2035 1.5e-4 "${SLOWER[@]}"
+
+# soup7 (sessions 34-35): the mean of soup6 and the deep10 round's mean.
+# SOUP7=0 ships the deep10 round's own mean instead.
+soup_stage soup7
 
 if run_from average; then
   mean_of "$EXP"
