@@ -279,7 +279,7 @@ deep_round() {
   shift 5
   local engines=espeak,flite,festival pico=0
   if [ "${WITH_PICO:-0}" = 1 ]; then
-    if python -c "import py_nanotts" 2>/dev/null; then
+    if python -c "from train.synth import pico_voices; raise SystemExit(not pico_voices())"; then
       pico=1
       engines+=,pico
     else
