@@ -75,14 +75,24 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
         ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
         ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
-        ("exp/ds2_large_deep10", "exp/ds2_large_soup6/avg"),
+        ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg"),
+        ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
     ]
+    # The GPU round trains on its own 36-h corpus (Pico included, 1 % for validation), its
+    # flite and festival clips twice, for its 0.112-h clock.
+    _, _, gpu_train, gpu_hours = runs.pop(9)
+    assert gpu_train == ["data/synth_gpu/train.jsonl", "data/synth_gpu/natural.jsonl"]
+    assert gpu_hours == "0.1122"
+    synths = [line for line in r.stdout.splitlines() if " -m train.synth " in line]
+    [gpu_synth] = [line for line in synths if "--out data/synth_gpu " in line]
+    synths.remove(gpu_synth)
+    assert "--hours 36 --seed 29 --heldout-seed 0 --valid-fraction 0.01" in gpu_synth
+    assert "--engines espeak,flite,festival,pico " in gpu_synth
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on, and
     # SVOX Pico's voices (in the corpus and in the mix) from deep9 on.
     stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
     stages += ["deep10"]
     pico = {"deep9", "deep10"}
-    synths = [line for line in r.stdout.splitlines() if " -m train.synth " in line]
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
@@ -96,7 +106,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-15:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-17:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -110,14 +120,16 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup4/avg exp/ds2_large_deep8/avg --mixed --out exp/ds2_large_soup5/avg",
         "--exp exp/ds2_large_deep9 --last 3 --out exp/ds2_large_deep9/avg",
         "exp/ds2_large_soup5/avg exp/ds2_large_deep9/avg --mixed --out exp/ds2_large_soup6/avg",
+        "--exp exp/ds2_large_gpu --last 3 --out exp/ds2_large_gpu/avg",
+        "exp/ds2_large_soup6/avg exp/ds2_large_gpu/avg --mixed --out exp/ds2_large_soup7/avg",
         "--exp exp/ds2_large_deep10 --last 3 --out exp/ds2_large_deep10/avg",
-        "exp/ds2_large_soup6/avg exp/ds2_large_deep10/avg --mixed --out exp/ds2_large_soup7/avg",
+        "exp/ds2_large_soup7/avg exp/ds2_large_deep10/avg --mixed --out exp/ds2_large_soup8/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup7/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup7/avg " in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup8/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup8/avg " in r.stdout
     assert "--loss-png exp/ds2_large_deep10/loss.png " in r.stdout
-    assert "without Pico" not in r.stderr
+    assert "without Pico" not in r.stderr and "no Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
 
@@ -137,6 +149,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP5="0",
         SOUP6="0",
         SOUP7="0",
+        SOUP8="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -149,7 +162,8 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep7", "exp/ds2_large_deep6/avg", "1.5"),
         ("exp/ds2_large_deep8", "exp/ds2_large_deep7/avg", "1.25"),
         ("exp/ds2_large_deep9", "exp/ds2_large_deep8/avg", "1.25"),
-        ("exp/ds2_large_deep10", "exp/ds2_large_deep9/avg", "1.25"),
+        ("exp/ds2_large_gpu", "exp/ds2_large_deep9/avg", "0.1122"),
+        ("exp/ds2_large_deep10", "exp/ds2_large_gpu/avg", "1.25"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
@@ -162,8 +176,8 @@ def test_large_recipe_switches_and_overrides(tmp_path):
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep10 so are the later ones, and the first soup ships.
-    off = {f"DEEP{n}": "0" for n in range(5, 11)}
+    # without deep6 to deep10 and the GPU round so are the later ones, and the first soup ships.
+    off = {f"DEEP{n}": "0" for n in range(5, 11)} | {"GPU": "0"}
     r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
@@ -178,7 +192,8 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
         ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
         ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
         ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
-        ("exp/ds2_large_deep10", "exp/ds2_large_soup6/avg"),
+        ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg"),
+        ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
@@ -205,7 +220,7 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup7/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup8/avg " in r.stdout
     assert "train.export" not in r.stdout
 
 
@@ -222,6 +237,14 @@ def test_large_recipe_pico_round_without_pico(tmp_path):
     assert not any("pico" in m for m in train)
     assert "--engines espeak,flite,festival\n" in r.stdout
     assert "--engines pico" not in r.stdout
+    # So does the GPU round's corpus.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="gpu", STOP="gpu", NO_PICO="1")
+    assert r.returncode == 0, r.stderr
+    assert "warning: the GPU round's corpus has no Pico" in r.stderr
+    [(exp, init, _, _)] = _train_runs(r.stdout)
+    assert (exp, init) == ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg")
+    assert "--out data/synth_gpu " in r.stdout
+    assert "--engines espeak,flite,festival --save-every 10\n" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -243,9 +266,13 @@ def test_large_recipe_without_piper_skips_deep_rounds(tmp_path):
     tree = _tree(tmp_path)
     r = _run(tree, "ds2_large_synth.sh", STAGE="deep")
     assert r.returncode == 0, r.stderr
-    # Without Piper's (or Kokoro's) clips no later stage runs: the adapt2 stage's mean ships.
-    assert _train_runs(r.stdout) == []
-    assert "train.export --checkpoint exp/ds2_large_adapt2/avg " in r.stdout
+    # Without Piper's (or Kokoro's) clips no deep round runs: the GPU round starts from the
+    # adapt2 stage's mean, and their mean ships.
+    assert [(exp, init) for exp, init, _, _ in _train_runs(r.stdout)] == [
+        ("exp/ds2_large_gpu", "exp/ds2_large_adapt2/avg")
+    ]
+    assert "exp/ds2_large_adapt2/avg exp/ds2_large_gpu/avg --mixed" in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup7/avg " in r.stdout
 
 
 @pytest.mark.parametrize("recipe", ["ds2_large_synth.sh", "ds2_small_synth.sh"])
