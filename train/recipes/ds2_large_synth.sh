@@ -72,7 +72,15 @@
 #   soup6   the mean of soup5 and the deep9 mean (float32): greedy CER test_unseen_voice 9.11 %
 #           (beam + LM WER 11.91), real_asterisk_test 17.5 %, unseen Kokoro voices 21.7 %,
 #           valid 5.83 %
-#   deep10  started in session 34, to be resumed (STAGE=deep10); soup7 follows it
+#   gpu     on one lent H200 with 16 cores (session 35, tools/gpu_host/round.sh): data/synth_gpu
+#           (36 h) in 91 s with 16 jobs; 1439 steps in 404 s, a median 3230 audio-s/s in bf16,
+#           336 h of audio heard; greedy CER test_unseen_voice 9.02 % on its own (float)
+#   soup7   the mean of soup6 and the gpu round's mean: greedy CER test_unseen_voice 8.61 %,
+#           but real_asterisk_test 21.5 % and short_unseen_voice 14.7 % (soup6: 17.5, 12.9)
+#   deep10  on the 2-core CPU (session 35): 181 steps in the 1.25-h clock (its first 20 min
+#           beside an export), about 6 h of audio heard
+#   soup8   the mean of soup7 and the deep10 mean (float32): greedy CER test_unseen_voice 8.61 %,
+#           real_asterisk_test 19.7 %, short_unseen_voice 13.9 %, unseen Kokoro voices 21.9 %
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
