@@ -295,7 +295,11 @@ def quantize_weights(
     if not 2 <= bits <= 8:
         raise ValueError(f"bits must be 2-8, got {bits}")
     finer = tuple(finer)
-    matched = {p for p in finer for k in state if k.startswith(p)}
+    # only the tensors that are quantized at all (floating, two or more dimensions) count
+    matched = {
+        p for p in finer for k, v in state.items()
+        if k.startswith(p) and v.is_floating_point() and v.dim() >= 2
+    }  # fmt: skip
     if set(finer) - matched:
         raise ValueError(f"no weight is named like {', '.join(sorted(set(finer) - matched))}")
     out = {}
@@ -341,8 +345,13 @@ def dequantize_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> LoadedModel:
-    """Load a checkpoint folder fully, or raise CheckpointError without side effects."""
+def load_folder(
+    folder: str | os.PathLike, device="cpu", name: str = "", decoder_files: bool = True
+) -> LoadedModel:
+    """Load a checkpoint folder fully, or raise CheckpointError without side effects.
+
+    ``decoder_files=False`` leaves out the lexicon and LM its config names (they need not be
+    there): for training from its weights, which need neither."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -411,14 +420,14 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
     model.load_state_dict(state, strict=True)
     model.eval().to(device)
 
-    decoder_files = {}
-    for key in ("lexicon", "lm"):
+    files = {}
+    for key in ("lexicon", "lm") if decoder_files else ():
         rel = decoder.get(key)
         if rel:
             path = folder / rel
             if not path.is_file():
                 raise CheckpointError(f"{folder}: config.json names {key} file '{rel}', not found")
-            decoder_files[key] = path
+            files[key] = path
     return LoadedModel(
         model=model,
         feature_config=feature_cfg,
@@ -426,5 +435,5 @@ def load_folder(folder: str | os.PathLike, device="cpu", name: str = "") -> Load
         config=cfg,
         folder=folder,
         name=name or folder.name,
-        decoder_files=decoder_files,
+        decoder_files=files,
     )

@@ -268,6 +268,9 @@ def test_finer_weights_take_one_bit_more():
     assert quantize_weights(state, 8, finer=("rnn",))["rnn.weight_ih_l0" + QUANT_SHAPE][0] == 8
     with pytest.raises(ValueError, match="no weight is named like conv"):
         quantize_weights(state, 6, finer=("conv",))
+    # a prefix that names only a bias (stored as fp16, never quantized) names no weight either
+    with pytest.raises(ValueError, match="no weight is named like rnn.bias"):
+        quantize_weights({**state, "rnn.bias_hh_l0": torch.randn(8)}, 6, finer=("rnn.bias",))
 
 
 def test_quantized_checkpoint_loads_and_broken_scales_are_refused(ckpt):
@@ -319,6 +322,9 @@ def test_decoder_files(ckpt):
     edit_config(ckpt, lambda c: c.update(decoder=decoder))
     with pytest.raises(CheckpointError, match="names lexicon file 'lexicon.txt', not found"):
         ds2.load_folder(ckpt)
+    # the weights alone (an --init-from start) need neither file
+    bare = ds2.load_folder(ckpt, decoder_files=False)
+    assert bare.lexicon_path is None and bare.lm_path is None
     (ckpt / "lexicon.txt").write_text("hello\th e l l o |\n")
     with pytest.raises(CheckpointError, match="names lm file 'lm.bin', not found"):
         ds2.load_folder(ckpt)

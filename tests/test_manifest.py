@@ -168,3 +168,14 @@ def test_sample_hours_can_draw_from_some_engines_and_short_clips_only(tmp_path):
     assert picked == expected  # asking for more than there is: every flite clip of 3 s or less
     with pytest.raises(SystemExit):
         main([str(src), "--sample-hours", "1", "--engines", "mbrola", "--out", str(out)])
+
+
+def test_out_without_sample_hours_keeps_every_row_of_the_engines(tmp_path):
+    rows = [
+        {"audio": f"/c/{i}.flac", "duration": 2.0, "text": f"t{i}", "speaker": "s", "engine": e}
+        for i, e in enumerate(["espeak", "flite", "festival", "pico", "flite"])
+    ]
+    src = write_manifest(tmp_path / "all.jsonl", rows)
+    out = tmp_path / "natural.jsonl"
+    main([str(src), "--engines", "flite,festival", "--out", str(out)])
+    assert read_manifest(out) == [rows[1], rows[2], rows[4]]

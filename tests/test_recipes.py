@@ -26,9 +26,9 @@ def _tree(tmp_path, *corpora):
         p.write_text("")
     stub = tmp_path / "bin" / "python"
     stub.parent.mkdir()
-    # NO_PICO makes the probe for Pico (`python -c "...pico_voices..."`) fail.
+    # NO_PICO makes the probe for Pico (common.sh's `has_engine pico`) fail.
     stub.write_text(
-        '#!/bin/sh\ncase "$*" in *pico_voices*) [ -z "$NO_PICO" ] || exit 1 ;; esac\n'
+        '#!/bin/sh\ncase "$*" in *available_engines*pico*) [ -z "$NO_PICO" ] || exit 1 ;; esac\n'
         'echo python "$@"\n'
     )
     stub.chmod(0o755)

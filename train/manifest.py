@@ -170,7 +170,11 @@ def main(argv=None) -> None:
     p.add_argument(
         "--sample-hours", type=float, help="write a random subset of about this many hours to --out"
     )
-    p.add_argument("--out", help="with --sample-hours: the subset's manifest")
+    p.add_argument(
+        "--out",
+        help="with --sample-hours: the subset's manifest; without it, every row of --engines / "
+        "--max-duration, in order",
+    )
     p.add_argument("--seed", type=int, default=0, help="with --sample-hours: the subset's seed")
     p.add_argument(
         "--engines",
@@ -184,8 +188,8 @@ def main(argv=None) -> None:
         "keeps its hours when training drops longer clips",
     )
     args = p.parse_args(argv)
-    if args.sample_hours is not None:
-        if not args.out or args.sample_hours <= 0:
+    if args.sample_hours is not None or args.out:
+        if not args.out or (args.sample_hours is not None and args.sample_hours <= 0):
             p.error("--sample-hours needs a positive number of hours and --out")
         rows = [r for m in args.manifests for r in read_manifest(m)]
         if args.engines:
@@ -195,7 +199,10 @@ def main(argv=None) -> None:
             rows = [r for r in rows if float(r["duration"]) <= args.max_duration]
         if not rows:
             p.error("no rows left to sample from after --engines / --max-duration")
-        subset = sample_hours(rows, args.sample_hours, args.seed)
+        if args.sample_hours is None:
+            subset = rows
+        else:
+            subset = sample_hours(rows, args.sample_hours, args.seed)
         write_manifest(args.out, subset)
         s = manifest_stats(subset)
         print(f"{args.out}: {s['utterances']} utterances, {s['hours']:.2f} h")

@@ -315,7 +315,7 @@ def make_vocab(spec: str) -> Vocabulary:
 def load_init(spec: str):
     """A LoadedModel from a folder, or from a hub spec when ds2.hub is available."""
     if Path(spec).is_dir():
-        return load_folder(spec)
+        return load_folder(spec, decoder_files=False)  # the weights; no LM needed to train
     try:
         from ds2.hub import load_model
     except ImportError:

@@ -8,14 +8,19 @@
 #   .gpu_bundle/sentences.jsonl.gz train.text_corpus's sentence list (~3.6 MB), for
 #                                  train.synth --sentences
 #
+# ROUND=1 packs for tools/gpu_host/round.sh instead, within the device tool's 64 MiB: only the
+# wheels training imports, plus
+#   .gpu_bundle/pico/              py-nanotts (SVOX Pico) with its English voices only
+#   .gpu_bundle/init/              the shipped ds2-large-synth weights to start from
+#
 # Run on a Debian/Ubuntu host with the packages of train/setup_tts.sh installed, in the repo root:
-#   bash tools/gpu_host/bundle.sh [PYTHON_VERSION]      (default 3.12, the GPU host's)
+#   [ROUND=1] bash tools/gpu_host/bundle.sh [PYTHON_VERSION]      (default 3.12, the GPU host's)
 # Then copy the repo with .gpu_bundle to the GPU host and run tools/gpu_host/setup.sh there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYV=${1:-3.12}
 OUT=.gpu_bundle
-mkdir -p "$OUT/whl"
+rm -rf "$OUT/whl" && mkdir -p "$OUT/whl"   # the wheels of this mode alone
 
 platforms=()
 for p in manylinux_2_17 manylinux_2_24 manylinux_2_27 manylinux_2_28 manylinux_2_31 \
@@ -24,9 +29,14 @@ for p in manylinux_2_17 manylinux_2_24 manylinux_2_27 manylinux_2_28 manylinux_2
 done
 # The pinned requirements the host lacks (it has torch, numpy, safetensors, ...), and their
 # own dependencies that it lacks too.
-pins=$(grep -hE '^(soundfile|soxr|librosa|flashlight-text|jiwer)==' requirements*.txt)
-for pkg in $pins cffi pycparser audioread pooch decorator platformdirs rapidfuzz standard-aifc \
-           standard-sunau; do
+if [ "${ROUND:-0}" = 1 ]; then
+  pins=$(grep -hE '^(soundfile|soxr)==' requirements*.txt)
+  deps=(cffi pycparser rapidfuzz)
+else
+  pins=$(grep -hE '^(soundfile|soxr|librosa|flashlight-text|jiwer)==' requirements*.txt)
+  deps=(cffi pycparser audioread pooch decorator platformdirs rapidfuzz standard-aifc standard-sunau)
+fi
+for pkg in $pins "${deps[@]}"; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PYV" \
     --implementation cp "${platforms[@]}" --platform any -d "$OUT/whl" "$pkg"
 done
@@ -51,4 +61,12 @@ tar -C "$stage" -cf - . | xz -T0 -6 > "$OUT/tts.tar.xz"
 
 python3 -m train.text_corpus --out data/text >/dev/null   # writes data/text/sentences.jsonl.gz
 cp data/text/sentences.jsonl.gz "$OUT/"
+
+if [ "${ROUND:-0}" = 1 ]; then
+  pico=$(python3 -c 'import os, py_nanotts; print(os.path.dirname(py_nanotts.__file__))')
+  rm -rf "$OUT/pico" && mkdir -p "$OUT/pico" && cp -r "$pico" "$OUT/pico/"
+  rm -rf "$OUT"/pico/py_nanotts/{lang/de-*,lang/es-*,lang/fr-*,lang/it-*,*.c,__pycache__}
+  mkdir -p "$OUT/init"
+  cp checkpoints/ds2-large-synth/{config.json,model.safetensors} "$OUT/init/"
+fi
 du -sh "$OUT"/*

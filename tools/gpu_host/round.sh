@@ -3,10 +3,8 @@
 # a fresh synthetic corpus built on the host's CPU cores, then training from the shipped weights
 # until a wall-clock deadline, then the mean of the last checkpoints handed back as fp16 parts.
 #
-# On the Debian host, once (see README.md here for the bundle and the untracked checkpoints):
-#   bash tools/gpu_host/bundle.sh
-#   mkdir -p .gpu_bundle/init && cp checkpoints/ds2-large-synth/{config.json,model.safetensors} \
-#     .gpu_bundle/init/
+# On the Debian host, once (see README.md here for the untracked checkpoints):
+#   ROUND=1 bash tools/gpu_host/bundle.sh
 # On the GPU host, in the repo root, with .gpu_bundle carried:
 #   BACK=$OUT BUDGET=555 bash tools/gpu_host/round.sh      # session 35: 540 s, 1439 steps
 # Back on the Debian host: cat BACK/w.part* > DIR/model.safetensors; cp BACK/config.json DIR/.
@@ -42,6 +40,8 @@ else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
 command -v python >/dev/null || python() { python3 "$@"; }
+# shellcheck source=train/recipes/common.sh
+source train/recipes/common.sh   # has_engine; its defaults leave the settings above alone
 # shellcheck source=train/recipes/gpu_round.sh
 source train/recipes/gpu_round.sh
 GPU_SYNTH_ARGS=(--sentences .gpu_bundle/sentences.jsonl.gz)
@@ -50,7 +50,7 @@ say "corpus: $HOURS h, seed $SEED, for at most $SYNTH_SECONDS s"
 gpu_corpus "$D" "$SEED" 0 "$JOBS" "$HOURS" tts timeout "$SYNTH_SECONDS" > "$BACK/synth.log" 2>&1
 say "corpus done (exit $?): $(wc -l < "$D/train.jsonl") train clips"
 pkill -f "train.synth" 2>/dev/null   # a worker that outlived the timeout would take a core
-python3 -m train.manifest "$D/train.jsonl" "$D/natural.jsonl"
+python3 -m train.manifest "$D/train.jsonl" "$D/natural.jsonl"   # their sizes, for the log
 
 left=$((T0 + BUDGET - END_MARGIN - $(date +%s)))
 say "training for $left s"

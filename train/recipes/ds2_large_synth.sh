@@ -287,7 +287,7 @@ deep_round() {
   shift 5
   local engines=espeak,flite,festival pico=0
   if [ "${WITH_PICO:-0}" = 1 ]; then
-    if python -c "from train.synth import pico_voices; raise SystemExit(not pico_voices())"; then
+    if has_engine pico; then
       pico=1
       engines+=,pico
     else

@@ -1,5 +1,6 @@
-# Sourced: the lent-GPU round of ds2-large (session 35), shared by ds2_large_synth.sh's gpu stage
-# and tools/gpu_host/round.sh (which ran it on one H200 inside a single device command).
+# Sourced after common.sh (has_engine): the lent-GPU round of ds2-large (session 35), shared by
+# ds2_large_synth.sh's gpu stage and tools/gpu_host/round.sh (which ran it on one H200 inside a
+# single device command).
 
 # gpu_corpus DIR SEED HELDOUT_SEED JOBS HOURS [PREFIX...]: a fresh corpus of HOURS of espeak,
 # flite, festival and, where py-nanotts is installed, SVOX Pico, 1 % of it for validation, with
@@ -10,7 +11,7 @@
 gpu_corpus() {
   local d=$1 seed=$2 heldout=$3 jobs=$4 hours=$5 engines=espeak,flite,festival rc=0
   shift 5
-  if python -c "from train.synth import pico_voices; raise SystemExit(not pico_voices())"; then
+  if has_engine pico; then
     engines+=,pico
   else
     echo "warning: the GPU round's corpus has no Pico: pip install -r train/requirements-tts.txt" >&2
@@ -18,7 +19,8 @@ gpu_corpus() {
   "$@" python -m train.synth --out "$d" --hours "$hours" --seed "$seed" --heldout-seed "$heldout" \
     --valid-fraction 0.01 --test-fraction 0 --jobs "$jobs" --engines "$engines" --save-every 10 \
     ${GPU_SYNTH_ARGS[@]+"${GPU_SYNTH_ARGS[@]}"} || rc=$?
-  grep -E '"engine": "(flite|festival)"' "$d/train.jsonl" > "$d/natural.jsonl" || true
+  python -m train.manifest "$d/train.jsonl" --engines flite,festival --out "$d/natural.jsonl" ||
+    return 1
   return "$rc"
 }
 
