@@ -176,6 +176,63 @@ def test_a_kokoro_blend_speaks(tmp_path):
     assert np.sqrt(np.mean(audio**2)) > 0.005
 
 
+def test_flite_f0_voices_are_more_configurations_of_training_talkers_only():
+    base = [_voice("flite", n, n, c) for n in ("awb", "rms", "slt") for c in (-150, 0, 150)]
+    base += [_voice("espeak", "en+m1", "en+m1")]
+    more = synth.flite_f0_voices(base, {"rms"}, [190, 95, 95])
+    assert [v.id for v in more] == sorted(
+        f"flite-{n}-f{f}-c{c:+d}" for n in ("awb", "slt") for f in (95, 190) for c in (-150, 0, 150)
+    )
+    assert {(v.talker, v.name) for v in more} == {("awb", "awb"), ("slt", "slt")}
+    assert {v.f0 for v in more} == {95, 190} and all(v.engine == "flite" for v in more)
+    # The shift rides along: a variant is its base configuration with another mean F0.
+    assert next(v for v in more if v.id == "flite-slt-f95-c-150").pitch == -150
+    # Same talkers, so the held-out draw cannot move; and none without the option.
+    for seed in range(4):
+        assert synth.heldout_talkers(base + more, seed) == synth.heldout_talkers(base, seed)
+    assert synth.flite_f0_voices(base, {"rms"}, []) == []
+    with pytest.raises(synth.SynthError, match="out of 40..400"):
+        synth.flite_f0_voices(base, set(), [30])
+
+
+def _median_f0(audio):
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(audio, fmin=60, fmax=400, sr=SAMPLE_RATE)
+    return float(np.nanmedian(f0[voiced]))
+
+
+def test_a_flite_f0_voice_speaks_at_its_pitch(tmp_path):
+    if not HAVE["flite"]:
+        pytest.skip("flite is not installed (train/setup_tts.sh)")
+    s = SENTENCES["train"][1]
+    own = synth.Voice("flite-slt-c+0", "flite", "slt", "slt")
+    low = synth.Voice("flite-slt-f100-c+0", "flite", "slt", "slt", 0, 100)
+    items = [synth.Item(f"train-{k:07d}", "train", s.text, s.speak, v, 1.0, [0, k])
+             for k, v in enumerate((own, low))]  # fmt: skip
+    rows = synth.synth_task(items, str(tmp_path))
+    assert [r.get("error") for r in rows] == [None, None]
+    assert [r["speaker"] for r in rows] == [own.id, low.id]
+    f0 = [_median_f0(sf.read(r["audio"])[0]) for r in rows]
+    # slt's own voice is around 180 Hz; the variant within 15 % of its 100.
+    assert f0[0] > 150 and 85 < f0[1] < 115, f0
+    # Same words at about the same rate: the pitch moved, not the timing.
+    assert rows[1]["duration"] == pytest.approx(rows[0]["duration"], rel=0.2)
+
+
+def test_cli_lists_flite_f0_voices_and_refuses_a_bad_f0(capsys):
+    if not HAVE["flite"]:
+        pytest.skip("flite is not installed (train/setup_tts.sh)")
+    synth.main(["--engines", "flite", "--list-voices", "--flite-f0", "120"])
+    out = capsys.readouterr().out.splitlines()
+    held = {line.split()[0] for line in out if "(held out)" in line}
+    f0 = [line.split()[0] for line in out if "-f120-" in line]
+    assert f0 and "(held out)" not in " ".join(line for line in out if "-f120-" in line)
+    assert {v.replace("-f120", "") for v in f0}.isdisjoint(held)
+    with pytest.raises(SystemExit, match="out of 40..400"):
+        synth.main(["--engines", "flite", "--list-voices", "--flite-f0", "1000"])
+
+
 def test_heldout_seed_keeps_a_first_corpus_unseen_voices_out_of_a_second_one(tmp_path):
     if not HAVE["espeak"]:
         pytest.skip("espeak-ng is not installed")

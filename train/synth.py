@@ -189,6 +189,7 @@ class Voice:
     name: str  # the engine's own voice name (espeak: voice file+variant, "gmw/en-US+f2")
     talker: str  # the person (or espeak accent+variant) behind it
     pitch: int = 0  # espeak: -p 0..99; flite/festival: shift in cents
+    f0: int = 0  # flite: its intonation's mean F0 in Hz (int_f0_target_mean); 0: the voice's own
 
 
 # ---------------------------------------------------------------- engines and voices
@@ -393,22 +394,50 @@ def kokoro_blends(voices: list[Voice], held: set[str], count: int, seed: int) ->
     return sorted(blends, key=lambda v: v.id)
 
 
+def flite_f0_voices(voices: list[Voice], held: set[str], f0s) -> list[Voice]:
+    """More flite training configurations: each training flite voice at each mean F0 of ``f0s``.
+
+    flite's statistical and diphone voices take their intonation's mean F0 as a setting
+    (``int_f0_target_mean``), which moves the pitch alone; the pitch shifts of
+    ``PITCH_SHIFTS`` resample, moving pitch and formants together. Crossed, they give talkers a
+    low-voiced slt or a high-voiced awb, pairings of pitch and vocal tract that no shift makes
+    (the unseen flite voice, rms, is a low-voiced US male that the model hears worst). They stay
+    the base voice's talker, so they never change which talkers a corpus holds out, and no
+    held-out talker gets any. Named ``flite-slt-f110-c-150``.
+    """
+    out = []
+    for f0 in sorted({int(f) for f in f0s}):
+        if not 40 <= f0 <= 400:
+            raise SynthError(f"a flite F0 of {f0} Hz is out of 40..400")
+        out += [
+            Voice(f"flite-{v.name}-f{f0}-c{v.pitch:+d}", "flite", v.name, v.talker, v.pitch, f0)
+            for v in voices
+            if v.engine == "flite" and not v.f0 and v.talker not in held
+        ]
+    return sorted(out, key=lambda v: v.id)
+
+
 def corpus_voices(
-    engines, seed: int, test_split: bool, blends: int = 0, heldout_seed: int | None = None
+    engines,
+    seed: int,
+    test_split: bool,
+    blends: int = 0,
+    heldout_seed: int | None = None,
+    flite_f0=(),
 ) -> tuple[list[Voice], set[str]]:
-    """A corpus's voices (Kokoro blends included) and its held-out talkers.
+    """A corpus's voices (Kokoro blends and flite F0 variants included) and its held-out talkers.
 
     ``heldout_seed`` holds out the talkers that a corpus of that seed holds out, whether or not
     this one has a test split: a second corpus of the same engines then never trains on the
-    first one's unseen voices.
+    first one's unseen voices. ``flite_f0`` adds :func:`flite_f0_voices`.
     """
     voices = list_voices(engines)
     if heldout_seed is None:
         held = heldout_talkers(voices, seed, test_split=test_split)
     else:
         held = heldout_talkers(voices, heldout_seed)
-    voices = sorted(voices + kokoro_blends(voices, held, blends, seed), key=lambda v: v.id)
-    return voices, held
+    more = kokoro_blends(voices, held, blends, seed) + flite_f0_voices(voices, held, flite_f0)
+    return sorted(voices + more, key=lambda v: v.id), held
 
 
 def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> set[str]:
@@ -629,6 +658,7 @@ def _flite(item: Item, tmp: str) -> np.ndarray:
     wav = os.path.join(tmp, "flite.wav")
     ratio = _shift_ratio(item.voice)
     stretch = f"{ratio / item.tempo:.4f}"
+    f0 = ["--setf", f"int_f0_target_mean={item.voice.f0}"] if item.voice.f0 else []
     _run(
         [
             "flite",
@@ -636,6 +666,7 @@ def _flite(item: Item, tmp: str) -> np.ndarray:
             item.voice.name,
             "--setf",
             f"duration_stretch={stretch}",
+            *f0,
             "-t",
             item.speak,
             "-o",
@@ -936,6 +967,7 @@ def build(
     sentences: dict[str, list] | None = None,
     kokoro_blend_count: int = 0,
     heldout_seed: int | None = None,
+    flite_f0=(),
 ) -> dict:
     """Build (or finish building) a corpus of ``hours`` hours in ``out``; returns its summary.
 
@@ -943,7 +975,8 @@ def build(
     ``sentences`` ({"train", "valid", "test"} -> list of :class:`train.text_corpus.Sentence`)
     replaces the Debian text corpus (tests use a handful). ``kokoro_blend_count`` adds that many
     blended Kokoro training talkers (:func:`kokoro_blends`); ``heldout_seed`` holds out another
-    seed's talkers (:func:`corpus_voices`).
+    seed's talkers (:func:`corpus_voices`); ``flite_f0`` adds flite's voices at these mean F0s
+    (:func:`flite_f0_voices`).
     """
     from tqdm import tqdm
 
@@ -964,7 +997,9 @@ def build(
         raise SynthError("no TTS engine is installed: run train/setup_tts.sh (needs root)")
     targets = split_hours(hours, valid_fraction, test_fraction)
     test_split = targets["test_unseen_voice"] > 0
-    voices, held = corpus_voices(engines, seed, test_split, kokoro_blend_count, heldout_seed)
+    voices, held = corpus_voices(
+        engines, seed, test_split, kokoro_blend_count, heldout_seed, flite_f0
+    )
     if sentences is None:
         sentences = split_sentences(load_sentences())
     weights = weights or ENGINE_WEIGHTS
@@ -1235,6 +1270,15 @@ def main(argv=None) -> None:
         "even with no test split: a second corpus then never trains on the first one's unseen "
         "voices (default: --seed's own draw)",
     )
+    p.add_argument(
+        "--flite-f0",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="HZ",
+        help="more flite training talkers: each training flite voice at these mean F0s "
+        "(pitch alone, crossed with the resampling shifts; flite_f0_voices)",
+    )
     p.add_argument("--list-voices", action="store_true", help="print the voices and exit")
     args = p.parse_args(argv)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -1244,9 +1288,17 @@ def main(argv=None) -> None:
     if args.kokoro_blends < 0 or (args.kokoro_blends and "kokoro" not in engines):
         p.error("--kokoro-blends takes a count >= 0 and needs kokoro in --engines")
     if args.list_voices:
-        voices, held = corpus_voices(
-            engines, args.seed, args.test_fraction > 0, args.kokoro_blends, args.heldout_seed
-        )
+        try:
+            voices, held = corpus_voices(
+                engines,
+                args.seed,
+                args.test_fraction > 0,
+                args.kokoro_blends,
+                args.heldout_seed,
+                args.flite_f0,
+            )
+        except SynthError as e:
+            sys.exit(f"error: {e}")
         for v in voices:
             print(v.id, "(held out)" if v.talker in held else "")
         print(f"{len(voices)} voices, held-out talkers: {sorted(held)}")
@@ -1290,6 +1342,7 @@ def main(argv=None) -> None:
             sentences=sentences,
             kokoro_blend_count=args.kokoro_blends,
             heldout_seed=args.heldout_seed,
+            flite_f0=args.flite_f0,
         )
     except SynthError as e:
         sys.exit(f"error: {e}")

@@ -12,6 +12,7 @@
 # wheels training imports, plus
 #   .gpu_bundle/pico/              py-nanotts (SVOX Pico) with its English voices only
 #   .gpu_bundle/init/              the shipped ds2-large-synth weights to start from
+#   .gpu_bundle/exclude/           evaluation manifests no short utterance may copy
 #
 # Run on a Debian/Ubuntu host with the packages of train/setup_tts.sh installed, in the repo root:
 #   [ROUND=1] bash tools/gpu_host/bundle.sh [PYTHON_VERSION]      (default 3.12, the GPU host's)
@@ -67,6 +68,12 @@ if [ "${ROUND:-0}" = 1 ]; then
   rm -rf "$OUT/pico" && mkdir -p "$OUT/pico" && cp -r "$pico" "$OUT/pico/"
   rm -rf "$OUT"/pico/py_nanotts/{lang/de-*,lang/es-*,lang/fr-*,lang/it-*,*.c,__pycache__}
   mkdir -p "$OUT/init"
+  rm -rf "$OUT/exclude" && mkdir -p "$OUT/exclude"   # round.sh's short utterances avoid these
+  for f in data/real/real_dev.jsonl data/real/real_asterisk_test.jsonl; do
+    [ -f "$f" ] && cp "$f" "$OUT/exclude/"
+  done
+  [ -f data/synth_short/test_unseen_voice.jsonl ] &&
+    cp data/synth_short/test_unseen_voice.jsonl "$OUT/exclude/short_test_unseen_voice.jsonl"
   cp checkpoints/ds2-large-synth/{config.json,model.safetensors} "$OUT/init/"
 fi
 du -sh "$OUT"/*

@@ -20,6 +20,8 @@ BUDGET=${BUDGET:-540}
 END_MARGIN=${END_MARGIN:-45}
 HOURS=${HOURS:-36}                 # the fresh corpus
 SYNTH_SECONDS=${SYNTH_SECONDS:-150}  # the corpus stops growing after this long
+SHORT_HOURS=${SHORT_HOURS:-6}      # short utterances (gpu_short_corpus); 0: none
+SHORT_SECONDS=${SHORT_SECONDS:-45}
 SEED=${SEED:-29}
 LR=${LR:-3e-4}
 JOBS=${JOBS:-$(nproc)}
@@ -45,12 +47,30 @@ source train/recipes/common.sh   # has_engine; its defaults leave the settings a
 # shellcheck source=train/recipes/gpu_round.sh
 source train/recipes/gpu_round.sh
 GPU_SYNTH_ARGS=(--sentences .gpu_bundle/sentences.jsonl.gz)
+# The evaluation sets whose transcripts no short utterance may be (bundle.sh copies them).
+GPU_EXCLUDE=()
+for f in .gpu_bundle/exclude/*.jsonl; do [ -f "$f" ] && GPU_EXCLUDE+=("$f"); done
+GPU_MORE=()
 
 say "corpus: $HOURS h, seed $SEED, for at most $SYNTH_SECONDS s"
 gpu_corpus "$D" "$SEED" 0 "$JOBS" "$HOURS" tts timeout "$SYNTH_SECONDS" > "$BACK/synth.log" 2>&1
 say "corpus done (exit $?): $(wc -l < "$D/train.jsonl") train clips"
 pkill -f "train.synth" 2>/dev/null   # a worker that outlived the timeout would take a core
-python3 -m train.manifest "$D/train.jsonl" "$D/natural.jsonl"   # their sizes, for the log
+if [ "$SHORT_HOURS" != 0 ]; then
+  say "short utterances: $SHORT_HOURS h, excluding ${GPU_EXCLUDE[*]:-nothing}"
+  gpu_short_corpus "${D}_short" "$((SEED + 1))" 0 "$JOBS" "$SHORT_HOURS" \
+    tts timeout "$SHORT_SECONDS" >> "$BACK/synth.log" 2>&1
+  say "short corpus done (exit $?): $(wc -l < "${D}_short/train.jsonl") clips"
+  pkill -f "train.synth" 2>/dev/null
+  GPU_MORE=("${D}_short/train.jsonl")
+fi
+python3 -m train.manifest "$D/train.jsonl" "$D/natural.jsonl" ${GPU_MORE[@]+"${GPU_MORE[@]}"}
+if [ "${DRY:-0}" != 1 ] && command -v nvidia-smi >/dev/null; then
+  # GPU load during training, for the log: is the round bound by the GPU or by the feature workers?
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 \
+    > "$BACK/smi.log" 2>&1 &
+  SMI=$!
+fi
 
 left=$((T0 + BUDGET - END_MARGIN - $(date +%s)))
 say "training for $left s"
@@ -60,6 +80,7 @@ gpu_train "$EXP" .gpu_bundle/init "$D" "$((2040 + SEED))" "$WORKERS" \
   --save-every-steps "${SAVE_EVERY:-150}" ${TRAIN_EXTRA[@]+"${TRAIN_EXTRA[@]}"} \
   > "$BACK/train.log" 2>&1
 say "training done (exit $?)"
+[ -n "${SMI:-}" ] && kill "$SMI" 2>/dev/null
 cp "$EXP/log.jsonl" "$BACK/log.jsonl"
 [ -f "$D/corpus.json" ] && python3 -c "import json; d = json.load(open('$D/corpus.json'));\
  d.pop('train_voices', None); json.dump(d, open('$BACK/corpus.json', 'w'), indent=1)"
@@ -67,8 +88,9 @@ python3 -m train.average --exp "$EXP" --last 3 --out "$EXP/avg" > "$BACK/average
   exit 1
 python3 tools/gpu_host/snapshot.py "$EXP/avg" "$BACK"
 # At most 8 files go back: the 4 weight parts, config.json, log.jsonl, corpus.json and logs.txt.
-for f in synth average train; do
+for f in synth average train smi; do
+  [ -f "$BACK/$f.log" ] || continue
   echo "== $f.log (tail)"
   tail -c 15000 "$BACK/$f.log" | tr '\r' '\n' | tail -n 120
-done > "$BACK/logs.txt" && rm "$BACK"/{synth,average,train}.log
+done > "$BACK/logs.txt" && rm -f "$BACK"/{synth,average,train,smi}.log
 say "done"

@@ -115,7 +115,7 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
-  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 average
+  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 average
   tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
@@ -280,6 +280,7 @@ fi
 # as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
 # and 1 h of Piper's joe, then the manifests in MORE (deep_stage's) and the real prompts once.
 # WITH_PICO=1 adds SVOX Pico to the corpus's engines and 0.6 h of its clips to the mix.
+# FLITE_F0="HZ ..." adds flite's training voices at these mean F0s to the corpus (--flite-f0).
 # ARGS go last on train.train's command line, so they override adapt's flags (train.train takes
 # the last).
 deep_round() {
@@ -296,7 +297,7 @@ deep_round() {
   fi
   python -m train.synth --out "data/synth_$stage" --hours 8 --seed "$((seed + SEED))" \
     --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 --jobs "$JOBS" \
-    --engines "$engines"
+    --engines "$engines" ${FLITE_F0:+--flite-f0 $FLITE_F0}
   local d=data/adapt_$stage s=$((seed + 1 + SEED))
   sample "$d" "$s" "data/synth_$stage/train.jsonl" 2.5 natural --engines flite,festival
   sample "$d" "$s" "data/synth_$stage/train.jsonl" 0.8 espeak --engines espeak
@@ -472,6 +473,17 @@ WITH_PICO=1 deep_stage deep10 1.25 1 27 2035 1.5e-4 "${SLOWER[@]}"
 # soup8 (session 35): the mean of soup7 and the deep10 round's mean.
 # SOUP8=0 ships the deep10 round's own mean instead.
 soup_stage soup8
+
+# deep11 (session 36): an eleventh round, from soup8, as deep10 on another fresh 8-h corpus
+# (seed 31) whose flite voices also speak at mean F0s of 95, 135 and 190 Hz (FLITE_F0: pitch
+# alone, crossed with the resampling shifts). The unseen flite voice (rms, a low-voiced US male)
+# held 73 % of soup8's character errors on test_unseen_voice (CER 19-23 % against 2-7 % for the
+# unseen espeak talkers), and no resampling, speed or filter of its clips read better.
+FLITE_F0="95 135 190" WITH_PICO=1 deep_stage deep11 1.35 1 31 2036 1.5e-4 "${SLOWER[@]}"
+
+# soup9 (session 36): the mean of soup8 and the deep11 round's mean.
+# SOUP9=0 ships the deep11 round's own mean instead.
+soup_stage soup9
 
 if run_from average; then
   mean_of "$EXP"
