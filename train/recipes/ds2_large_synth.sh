@@ -81,6 +81,12 @@
 #           beside an export), about 6 h of audio heard
 #   soup8   the mean of soup7 and the deep10 mean (float32): greedy CER test_unseen_voice 8.61 %,
 #           real_asterisk_test 19.7 %, short_unseen_voice 13.9 %, unseen Kokoro voices 21.9 %
+#   deep11  on the 2-core CPU (session 36): data/synth_deep11 (flite also at mean F0s of 95, 135
+#           and 190 Hz; 335 voices) in 124 s; 232 steps in the 1.35-h clock, 7.6 h of audio heard;
+#           natural-voice validation CER 6.94 -> 6.71 %
+#   soup9   the mean of soup8 and the deep11 mean (float32): greedy CER test_unseen_voice 8.52 %,
+#           real_asterisk_test 19.3 %, short_unseen_voice 13.4 %, real_dev 65.0 %, unseen
+#           Kokoro voices 21.1 %
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
