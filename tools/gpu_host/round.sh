@@ -22,6 +22,7 @@ HOURS=${HOURS:-36}                 # the fresh corpus
 SYNTH_SECONDS=${SYNTH_SECONDS:-150}  # the corpus stops growing after this long
 SHORT_HOURS=${SHORT_HOURS:-6}      # short utterances (gpu_short_corpus); 0: none
 SHORT_SECONDS=${SHORT_SECONDS:-45}
+FLITE_F0=${FLITE_F0-95 135 190}   # flite's voices also at these mean F0s (train.synth --flite-f0); "": none
 SEED=${SEED:-29}
 LR=${LR:-3e-4}
 JOBS=${JOBS:-$(nproc)}
@@ -47,6 +48,8 @@ source train/recipes/common.sh   # has_engine; its defaults leave the settings a
 # shellcheck source=train/recipes/gpu_round.sh
 source train/recipes/gpu_round.sh
 GPU_SYNTH_ARGS=(--sentences .gpu_bundle/sentences.jsonl.gz)
+read -r -a f0s <<< "$FLITE_F0"
+[ "${#f0s[@]}" -gt 0 ] && GPU_SYNTH_ARGS+=(--flite-f0 "${f0s[@]}")
 # The evaluation sets whose transcripts no short utterance may be (bundle.sh copies them).
 GPU_EXCLUDE=()
 for f in .gpu_bundle/exclude/*.jsonl; do [ -f "$f" ] && GPU_EXCLUDE+=("$f"); done
