@@ -412,7 +412,7 @@ def flite_f0_voices(voices: list[Voice], held: set[str], f0s) -> list[Voice]:
         out += [
             Voice(f"flite-{v.name}-f{f0}-c{v.pitch:+d}", "flite", v.name, v.talker, v.pitch, f0)
             for v in voices
-            if v.engine == "flite" and not v.f0 and v.talker not in held
+            if v.engine == "flite" and v.talker not in held
         ]
     return sorted(out, key=lambda v: v.id)
 

@@ -48,8 +48,8 @@ source train/recipes/common.sh   # has_engine; its defaults leave the settings a
 # shellcheck source=train/recipes/gpu_round.sh
 source train/recipes/gpu_round.sh
 GPU_SYNTH_ARGS=(--sentences .gpu_bundle/sentences.jsonl.gz)
-read -r -a f0s <<< "$FLITE_F0"
-[ "${#f0s[@]}" -gt 0 ] && GPU_SYNTH_ARGS+=(--flite-f0 "${f0s[@]}")
+# shellcheck disable=SC2206  # FLITE_F0 is a list of numbers, split on purpose
+GPU_SYNTH_ARGS+=(${FLITE_F0:+--flite-f0 $FLITE_F0})
 # The evaluation sets whose transcripts no short utterance may be (bundle.sh copies them).
 GPU_EXCLUDE=()
 for f in .gpu_bundle/exclude/*.jsonl; do [ -f "$f" ] && GPU_EXCLUDE+=("$f"); done
@@ -58,13 +58,14 @@ GPU_MORE=()
 say "corpus: $HOURS h, seed $SEED, for at most $SYNTH_SECONDS s"
 gpu_corpus "$D" "$SEED" 0 "$JOBS" "$HOURS" tts timeout "$SYNTH_SECONDS" > "$BACK/synth.log" 2>&1
 say "corpus done (exit $?): $(wc -l < "$D/train.jsonl") train clips"
-pkill -f "train.synth" 2>/dev/null   # a worker that outlived the timeout would take a core
+reap() { pkill -f "train.synth" 2>/dev/null; }   # a worker that outlived the timeout takes a core
+reap
 if [ "$SHORT_HOURS" != 0 ]; then
   say "short utterances: $SHORT_HOURS h, excluding ${GPU_EXCLUDE[*]:-nothing}"
   gpu_short_corpus "${D}_short" "$((SEED + 1))" 0 "$JOBS" "$SHORT_HOURS" \
     tts timeout "$SHORT_SECONDS" >> "$BACK/synth.log" 2>&1
   say "short corpus done (exit $?): $(wc -l < "${D}_short/train.jsonl") clips"
-  pkill -f "train.synth" 2>/dev/null
+  reap
   GPU_MORE=("${D}_short/train.jsonl")
 fi
 python3 -m train.manifest "$D/train.jsonl" "$D/natural.jsonl" ${GPU_MORE[@]+"${GPU_MORE[@]}"}
