@@ -78,6 +78,18 @@ def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
         )
 
 
+def test_available_engines_probes_only_the_engines_asked_about(monkeypatch):
+    def no_probe():
+        raise AssertionError("probed an engine nobody asked about")
+
+    monkeypatch.setattr(synth, "kokoro_model", no_probe)
+    monkeypatch.setattr(synth, "piper_voice_models", no_probe)
+    assert list(synth.available_engines(["espeak", "pico"])) == ["espeak", "pico"]
+    assert synth.available_engines(["flite"]) == {"flite": HAVE["flite"]}
+    with pytest.raises(AssertionError):
+        synth.available_engines(["kokoro"])
+
+
 def test_voices_are_many_with_stable_ids():
     voices = synth.list_voices()
     ids = [v.id for v in voices]

@@ -195,16 +195,18 @@ class Voice:
 # ---------------------------------------------------------------- engines and voices
 
 
-def available_engines() -> dict[str, bool]:
-    """Which TTS engines are installed."""
-    return {
-        "espeak": shutil.which("espeak-ng") is not None,
-        "flite": shutil.which("flite") is not None,
-        "festival": shutil.which("festival") is not None,
-        "piper": bool(piper_voice_models()),
-        "kokoro": kokoro_model() is not None and bool(kokoro_voices()),
-        "pico": bool(pico_voices()),
+def available_engines(engines=ENGINES) -> dict[str, bool]:
+    """Which of ``engines`` are installed. Only those asked about are probed: Kokoro's probe
+    assembles its model the first time."""
+    probes = {
+        "espeak": lambda: shutil.which("espeak-ng") is not None,
+        "flite": lambda: shutil.which("flite") is not None,
+        "festival": lambda: shutil.which("festival") is not None,
+        "piper": lambda: bool(piper_voice_models()),
+        "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
+        "pico": lambda: bool(pico_voices()),
     }
+    return {e: probes[e]() for e in engines}
 
 
 def pico_voices() -> tuple[str, ...]:
@@ -327,7 +329,7 @@ def _stable_int(text: str, lo: int, hi: int) -> int:
 
 def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
     """Every voice configuration of the installed ``engines`` (a stable, sorted list)."""
-    have = available_engines()
+    have = available_engines([e for e in ENGINES if e in engines])
     voices = []
     if "espeak" in engines and have["espeak"]:
         accents = _installed_espeak_accents()
@@ -983,8 +985,8 @@ def build(
     from .text_corpus import load_sentences, split_sentences
 
     out = Path(out)
-    have = available_engines()
     engines = [e for e in engines if e in ENGINES]
+    have = available_engines(engines)
     missing = [e for e in engines if not have[e]]
     engines = [e for e in engines if have[e]]
     if missing:

@@ -68,7 +68,7 @@ build_corpus() {
 #   data/kokoro_train  0.5 h more of data/kokoro's training voices reading other sentences
 #                (seed 11; the same 4 held out), all training: the large recipe's deep2 stage
 has_engine() {
-  python -c "import sys, train.synth as s; sys.exit(not s.available_engines()['$1'])"
+  python -c "import sys, train.synth as s; sys.exit(not s.available_engines(['$1'])['$1'])"
 }
 build_neural_corpora() {
   python -m pip install -q -r train/requirements-tts.txt || true

@@ -87,6 +87,12 @@
 #   soup9   the mean of soup8 and the deep11 mean (float32): greedy CER test_unseen_voice 8.52 %,
 #           real_asterisk_test 19.3 %, short_unseen_voice 13.4 %, real_dev 65.0 %, unseen
 #           Kokoro voices 21.1 %
+#   deep12  on a 2-core CPU (session 37): data/synth_deep12 (flite also at mean F0s of 85, 110, 150
+#           and 210 Hz; 355 voices) in 86 s; 510 steps in the 1.35-h clock, 9-16 audio-s/s, 16.6 h
+#           of audio heard; natural-voice validation CER 7.28 -> 6.87 %
+#   soup10  the mean of soup9 and the deep12 mean (float32): greedy CER test_unseen_voice 8.59 %
+#           (soup9 8.57 on the same clips), real_asterisk_test 18.6 %, short_unseen_voice 12.9 %,
+#           real_dev 63.5 %, unseen Kokoro voices 20.7 %, valid 5.16 % (soup9 5.02)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -121,7 +127,7 @@ ADAPT=${ADAPT:-1}
 ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
-  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 average
+  deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12 soup10 average
   tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
@@ -490,6 +496,16 @@ FLITE_F0="95 135 190" WITH_PICO=1 deep_stage deep11 1.35 1 31 2036 1.5e-4 "${SLO
 # soup9 (session 36): the mean of soup8 and the deep11 round's mean.
 # SOUP9=0 ships the deep11 round's own mean instead.
 soup_stage soup9
+
+# deep12 (session 37): a twelfth round, from soup9, as deep11 on another fresh 8-h corpus
+# (seed 33) whose flite voices speak at four other mean F0s (85, 110, 150 and 210 Hz: more
+# pitch-alone talkers, further from the base voices' own): deep11's F0 copies lowered the
+# unseen flite voice's CER 21.0 -> 20.6 % on their own.
+FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep12 1.35 1 33 2037 1.5e-4 "${SLOWER[@]}"
+
+# soup10 (session 37): the mean of soup9 and the deep12 round's mean.
+# SOUP10=0 ships the deep12 round's own mean instead.
+soup_stage soup10
 
 if run_from average; then
   mean_of "$EXP"
