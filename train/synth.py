@@ -198,15 +198,18 @@ class Voice:
 def available_engines(engines=ENGINES) -> dict[str, bool]:
     """Which of ``engines`` are installed. Only those asked about are probed: Kokoro's probe
     assembles its model the first time."""
-    probes = {
-        "espeak": lambda: shutil.which("espeak-ng") is not None,
-        "flite": lambda: shutil.which("flite") is not None,
-        "festival": lambda: shutil.which("festival") is not None,
-        "piper": lambda: bool(piper_voice_models()),
-        "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
-        "pico": lambda: bool(pico_voices()),
-    }
-    return {e: probes[e]() for e in engines}
+    return {e: ENGINE_PROBES[e]() for e in engines}
+
+
+# How each engine is found (each looked up when called, so tests can replace the helpers).
+ENGINE_PROBES = {
+    "espeak": lambda: shutil.which("espeak-ng") is not None,
+    "flite": lambda: shutil.which("flite") is not None,
+    "festival": lambda: shutil.which("festival") is not None,
+    "piper": lambda: bool(piper_voice_models()),
+    "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
+    "pico": lambda: bool(pico_voices()),
+}
 
 
 def pico_voices() -> tuple[str, ...]:

@@ -50,7 +50,8 @@ gpu_short_corpus() {
 # (its flite and festival clips twice) and the manifests in GPU_MORE (e.g. gpu_short_corpus's)
 # in bf16: peak lr 3e-4 after 100 warm-up steps, held for a quarter of the clock, cosine to
 # 5 %; up to 1600 padded audio-seconds and 256 clips a step; speed changes 0.8-1.2x on half the
-# clips; validation on 300 of DIR's clips every 1.5 min; a step-N checkpoint every 150 steps. ARGS (the clock: --max-hours H) go last and win.
+# clips; validation on 300 of DIR's clips every 1.5 min; a step-N checkpoint every 150 steps.
+# ARGS (the clock: --max-hours H) go last and win.
 gpu_train() {
   local exp=$1 init=$2 d=$3 seed=$4 workers=$5
   shift 5
