@@ -136,3 +136,28 @@ def test_mixed_mean_keeps_the_later_runs_record(tmp_path):
         assert training["steps"] == 413 and training["config"]["seed"] == 2030
         assert training["averaged_steps"] == [448, 413]
         assert [s["folder"] for s in training["averaged_from"]] == [str(first), str(later)]
+
+
+def test_weighted_mean_follows_the_folders_given_order(tmp_path, capsys):
+    folders = _run(tmp_path, steps=(100, 200))
+    states = [load_file(str(f / "model.safetensors")) for f in folders]
+    # Given newest first, the weights still go with their folders: 1/4 step-200, 3/4 step-100.
+    main([str(folders[1]), str(folders[0]), "--weights", "1", "3", "--out", str(tmp_path / "w")])
+    assert "averaged 2 checkpoints" in capsys.readouterr().out
+    avg = load_file(str(tmp_path / "w" / "model.safetensors"))
+    for k, v in avg.items():
+        if v.is_floating_point():
+            want = 0.75 * states[0][k].double() + 0.25 * states[1][k].double()
+            torch.testing.assert_close(v.double(), want, rtol=0, atol=1e-6)
+    training = json.loads((tmp_path / "w" / "config.json").read_text())["training"]
+    assert training["averaged_steps"] == [100, 200]
+    assert training["averaged_weights"] == [0.75, 0.25]
+    # Equal weights are the plain mean and record none.
+    main([str(folders[0]), str(folders[1]), "--weights", "2", "2", "--out", str(tmp_path / "e")])
+    assert (
+        "averaged_weights"
+        not in json.loads((tmp_path / "e" / "config.json").read_text())["training"]
+    )
+    for bad in (["1"], ["1", "0"], ["1", "-2"]):
+        with pytest.raises(SystemExit, match="one positive number per checkpoint"):
+            main([*map(str, folders), "--weights", *bad, "--out", str(tmp_path / "x")])

@@ -26,10 +26,12 @@ def _tree(tmp_path, *corpora):
         p.write_text("")
     stub = tmp_path / "bin" / "python"
     stub.parent.mkdir()
-    # NO_PICO makes the probe for Pico (common.sh's `has_engine pico`) fail.
+    # NO_PICO makes the probe for Pico (common.sh's `has_engine pico`) fail; NO_DEBIAN, those
+    # for RHVoice and MBROLA.
     stub.write_text(
-        '#!/bin/sh\ncase "$*" in *available_engines*pico*) [ -z "$NO_PICO" ] || exit 1 ;; esac\n'
-        'echo python "$@"\n'
+        '#!/bin/sh\ncase "$*" in *available_engines*pico*) [ -z "$NO_PICO" ] || exit 1 ;;\n'
+        '*available_engines*rhvoice*|*available_engines*mbrola*) [ -z "$NO_DEBIAN" ] || exit 1 ;;\n'
+        'esac\necho python "$@"\n'
     )
     stub.chmod(0o755)
     return tmp_path
@@ -79,6 +81,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
         ("exp/ds2_large_deep11", "exp/ds2_large_soup8/avg"),
         ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
+        ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
     ]
     # The GPU round trains on its own 36-h corpus (Pico included, 1 % for validation), its
     # flite and festival clips twice, for its 0.112-h clock.
@@ -93,25 +96,30 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on, and
     # SVOX Pico's voices (in the corpus and in the mix) from deep9 on.
     stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
-    stages += ["deep10", "deep11", "deep12"]
-    pico = {"deep9", "deep10", "deep11", "deep12"}
-    # deep11's and deep12's corpora add flite's voices at more mean F0s.
+    stages += ["deep10", "deep11", "deep12", "deep13"]
+    pico = {"deep9", "deep10", "deep11", "deep12", "deep13"}
+    debian = {"deep13"}  # RHVoice and MBROLA, in the corpus and in the mix
+    # deep11's to deep13's corpora add flite's voices at more mean F0s.
     f0s = {"deep11": " --flite-f0 95 135 190", "deep12": " --flite-f0 85 110 150 210"}
+    f0s["deep13"] = f0s["deep12"]
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
         assert (f"data/adapt_{stage}/pico.jsonl" in train) == (stage in pico)
+        assert (f"data/adapt_{stage}/debian.jsonl" in train) == (stage in debian)
         assert f"--out data/synth_{stage} " in synth
         engines = "espeak,flite,festival,pico" if stage in pico else "espeak,flite,festival"
+        engines += ",rhvoice,mbrola" if stage in debian else ""
         f0 = f0s.get(stage, "")
         assert synth.endswith(f"--engines {engines}{f0}")
     assert "--out data/adapt_deep9/pico.jsonl --engines pico\n" in r.stdout
-    assert [hours for *_, hours in runs] == ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 2
+    assert "--out data/adapt_deep13/debian.jsonl --engines rhvoice,mbrola\n" in r.stdout
+    assert [hours for *_, hours in runs] == ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 3
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-21:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-23:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -133,12 +141,14 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup8/avg exp/ds2_large_deep11/avg --mixed --out exp/ds2_large_soup9/avg",
         "--exp exp/ds2_large_deep12 --last 3 --out exp/ds2_large_deep12/avg",
         "exp/ds2_large_soup9/avg exp/ds2_large_deep12/avg --mixed --out exp/ds2_large_soup10/avg",
+        "--exp exp/ds2_large_deep13 --last 3 --out exp/ds2_large_deep13/avg",
+        "exp/ds2_large_soup10/avg exp/ds2_large_deep13/avg --mixed --out exp/ds2_large_soup11/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup10/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup10/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep12/loss.png " in r.stdout
-    assert "without Pico" not in r.stderr and "no Pico" not in r.stderr
+    assert "train.tune_lm --model exp/ds2_large_soup11/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup11/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep13/loss.png " in r.stdout
+    assert "without" not in r.stderr and "no Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
 
@@ -161,6 +171,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP8="0",
         SOUP9="0",
         SOUP10="0",
+        SOUP11="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -177,20 +188,21 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep10", "exp/ds2_large_gpu/avg", "1.25"),
         ("exp/ds2_large_deep11", "exp/ds2_large_deep10/avg", "1.35"),
         ("exp/ds2_large_deep12", "exp/ds2_large_deep11/avg", "1.35"),
+        ("exp/ds2_large_deep13", "exp/ds2_large_deep12/avg", "1.35"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
     # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep12 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep12/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep13 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep13/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep12 and the GPU round so are the later ones, and the first soup ships.
-    off = {f"DEEP{n}": "0" for n in range(5, 13)} | {"GPU": "0"}
+    # without deep6 to deep13 and the GPU round so are the later ones, and the first soup ships.
+    off = {f"DEEP{n}": "0" for n in range(5, 14)} | {"GPU": "0"}
     r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
@@ -209,6 +221,7 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
         ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
         ("exp/ds2_large_deep11", "exp/ds2_large_soup8/avg"),
         ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
+        ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
@@ -235,7 +248,7 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup10/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup11/avg " in r.stdout
     assert "train.export" not in r.stdout
 
 
@@ -327,3 +340,16 @@ def test_gpu_round_short_utterances_join_the_training_manifests(tmp_path):
     [(exp, init, train, hours)] = _train_runs(r.stdout)
     assert (exp, init, hours) == ("exp/g", "init", "0.1")
     assert train == ["data/c/train.jsonl", "data/c/natural.jsonl", "data/short/train.jsonl"]
+
+
+def test_large_recipe_debian_round_without_debian_voices(tmp_path):
+    tree = _tree(tmp_path, "piper")
+    # Without RHVoice and MBROLA the round says so and goes on with the other engines.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="deep13", STOP="deep13", NO_DEBIAN="1")
+    assert r.returncode == 0, r.stderr
+    assert "warning: deep13 runs without rhvoice: sudo bash train/setup_tts.sh" in r.stderr
+    assert "warning: deep13 runs without mbrola: sudo bash train/setup_tts.sh" in r.stderr
+    [(exp, init, train, _)] = _train_runs(r.stdout)
+    assert (exp, init) == ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg")
+    assert "data/adapt_deep13/debian.jsonl" not in train
+    assert "--engines espeak,flite,festival,pico --flite-f0 85 110 150 210\n" in r.stdout

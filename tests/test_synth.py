@@ -53,6 +53,8 @@ def _items(engine, names, n=2):
         ("piper", {"joe"}),
         ("kokoro", {"am_michael", "bf_emma"}),
         ("pico", {"en-US", "en-GB"}),
+        ("rhvoice", {"bdl", "lyubov"}),
+        ("mbrola", {"us2", "en1"}),
     ],
 )
 def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
@@ -90,6 +92,36 @@ def test_available_engines_probes_only_the_engines_asked_about(monkeypatch):
         synth.available_engines(["kokoro"])
 
 
+@pytest.mark.parametrize("engine", ["rhvoice", "mbrola"])
+def test_debian_voices_follow_tempo_and_pitch_shift(tmp_path, engine):
+    # Their rate settings undo the resampling's tempo change: the clip's length follows the
+    # tempo alone, whatever the shift.
+    if not HAVE[engine]:
+        pytest.skip(f"{engine} is not installed (train/setup_tts.sh)")
+    name = {"rhvoice": "bdl", "mbrola": "us2"}[engine]
+    s = SENTENCES["train"][3]
+    items = []
+    for k, (shift, tempo) in enumerate([(0, 1.0), (0, 0.8), (300, 1.0), (-300, 1.0)]):
+        v = synth.Voice(f"{engine}-{name}-c{shift:+d}", engine, name, f"{engine}-{name}", shift)
+        items.append(synth.Item(f"train-{k:07d}", "train", s.text, s.speak, v, tempo, [0, k]))
+    rows = synth.synth_task(items, str(tmp_path))
+    assert [r.get("error") for r in rows] == [None] * 4
+    d = [r["duration"] for r in rows]
+    assert d[1] / d[0] == pytest.approx(1.25, rel=0.12)  # slower by 1/0.8
+    assert d[2] / d[0] == pytest.approx(1.0, rel=0.12)
+    assert d[3] / d[0] == pytest.approx(1.0, rel=0.12)
+
+
+def test_rhvoice_slt_is_the_talker_slt():
+    voices = [synth.Voice(f"rhvoice-{n}-c+0", "rhvoice", n, "x") for n in ("slt", "bdl")]
+    if HAVE["rhvoice"]:
+        voices = [v for v in synth.list_voices(["rhvoice"]) if v.pitch == 0]
+    talkers = {v.name: v.talker for v in voices}
+    assert synth.TALKERS.get("rhvoice-slt") == "slt"
+    if HAVE["rhvoice"]:
+        assert talkers["slt"] == "slt" and talkers["bdl"] == "rhvoice-bdl"
+
+
 def test_voices_are_many_with_stable_ids():
     voices = synth.list_voices()
     ids = [v.id for v in voices]
@@ -114,6 +146,8 @@ def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
     base += [_voice("espeak", f"en+{v}", f"en+{v}") for v in ("m1", "m2", "f1", "f2")]
     joe = [_voice("piper", "joe", "piper-joe", c) for c in (-150, 0, 150)]
     pico = [_voice("pico", n, f"pico-{n}", c) for n in ("en-US", "en-GB") for c in (-150, 0)]
+    debian = [_voice("rhvoice", n, f"rhvoice-{n}") for n in synth.RHVOICE_VOICES]
+    debian += [_voice("mbrola", n, f"mbrola-{n}") for n in synth.MBROLA_VOICES]
     names = [f"{a}{g}_{n}" for a in "ab" for g in "fm" for n in ("x", "y", "z", "w")]
     kokoro = [_voice("kokoro", n, f"kokoro-{n}", c) for n in names for c in (0, 150)]
     for seed in range(6):
@@ -121,6 +155,7 @@ def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
         assert synth.heldout_talkers(base + joe, seed) == held
         assert "piper-joe" not in held
         assert synth.heldout_talkers(base + joe + pico, seed) == held
+        assert synth.heldout_talkers(base + joe + pico + debian, seed) == held
         # Kokoro's 16 talkers: a seventh of them (2) held out too, drawn on their own.
         with_kokoro = synth.heldout_talkers(base + joe + kokoro, seed)
         assert with_kokoro - held <= {f"kokoro-{n}" for n in names}

@@ -2,6 +2,7 @@
 
     python -m train.average --exp exp/ds2_small_synth --last 4 --out exp/avg
     python -m train.average exp/x/checkpoints/step-2500 exp/x/checkpoints/step-2750 --out exp/avg
+    python -m train.average exp/a/avg exp/b/avg --mixed --weights 2 1 --out exp/soup
 
 At a high learning rate the weights wander around a good region; their mean often decodes
 better than any one of them, much as a learning-rate decay would, at no training cost. The
@@ -10,6 +11,8 @@ output is a model folder (``config.json`` + ``model.safetensors``) that ``train.
 (``training.averaged_steps``). No optimizer state is written: the average is for inference.
 Checkpoints of several runs are refused unless ``--mixed`` is given, since the record kept is
 the newest checkpoint's; with it, each source is listed in ``training.averaged_from``.
+``--weights`` takes a weighted mean (one relative weight per folder, in the order given), recorded
+in ``training.averaged_weights``.
 """
 
 from __future__ import annotations
@@ -66,8 +69,13 @@ def _run_of(cfg: dict) -> tuple:
     return settings.get("seed"), (training.get("init_from") or {}).get("spec")
 
 
-def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = False) -> Path:
+def average_checkpoints(
+    folders: list[Path], out: str | Path, mixed: bool = False, weights=None
+) -> Path:
     """Write the mean of ``folders``' weights to ``out``; the newest folder's config is kept.
+
+    ``weights`` (one positive number per folder, in the same order; normalized to sum to 1)
+    makes it a weighted mean.
 
     The checkpoints must come from one run, as the kept config describes only the newest one's:
     ``mixed=True`` averages several runs anyway and lists each source (folder, step, seed,
@@ -76,17 +84,25 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
 
     if not folders:
         raise CheckpointError("nothing to average")
-    runs = []  # (stages recorded, step, folder, its config.json), each config read once
-    for f in map(Path, folders):
+    if weights is None:
+        weights = [1.0] * len(folders)
+    weights = [float(w) for w in weights]
+    if len(weights) != len(folders) or not all(w > 0 for w in weights):
+        raise DS2Error(
+            f"--weights needs one positive number per checkpoint ({len(folders)}), got {weights}"
+        )
+    runs = []  # (stages recorded, step, folder, its config.json, weight), each config read once
+    for f, w in zip(map(Path, folders), weights):
         cfg = read_config(f)
         runs.append(
-            (len(cfg.get("training", {}).get("earlier_stages") or []), _step(f, cfg), f, cfg)
+            (len(cfg.get("training", {}).get("earlier_stages") or []), _step(f, cfg), f, cfg, w)
         )
     # Newest last: a run started from another's weights records that run among its earlier
     # stages, so across runs the one with more stages is the later, whatever its step count;
     # within a run, the higher step.
     runs.sort(key=lambda r: r[:2])
-    _, steps, folders, configs = (list(x) for x in zip(*runs))
+    _, steps, folders, configs, weights = (list(x) for x in zip(*runs))
+    share = [w / sum(weights) for w in weights]
     for f, c in zip(folders[1:], configs[1:]):
         if c["model"] != configs[0]["model"] or c["vocab"] != configs[0]["vocab"]:
             raise CheckpointError(f"'{f}' has another model or vocabulary than '{folders[0]}'")
@@ -100,7 +116,7 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
         )
     total: dict[str, torch.Tensor] = {}
     newest: dict[str, torch.Tensor] = {}
-    for f in folders:
+    for f, w in zip(folders, share):
         try:
             state = load_file(str(f / WEIGHTS_NAME))
         except Exception as e:
@@ -109,17 +125,19 @@ def average_checkpoints(folders: list[Path], out: str | Path, mixed: bool = Fals
             raise CheckpointError(f"'{f}' holds other tensors than '{folders[0]}'")
         for k, v in state.items():
             if v.is_floating_point():
-                total[k] = total.get(k, 0) + v.double()  # float64 sum: no rounding drift
+                total[k] = total.get(k, 0) + w * v.double()  # float64 sum: no rounding drift
             else:
                 total[k] = v
         newest = state
     # Integer buffers (BatchNorm's batch counters) come from the newest checkpoint.
     avg = {
-        k: (v / len(folders)).to(newest[k].dtype) if newest[k].is_floating_point() else newest[k]
+        k: v.to(newest[k].dtype) if newest[k].is_floating_point() else newest[k]
         for k, v in total.items()
     }
     cfg = configs[-1]
     cfg.setdefault("training", {})["averaged_steps"] = steps
+    if len(set(share)) > 1:
+        cfg["training"]["averaged_weights"] = [round(w, 6) for w in share]
     if len(runs_seen) > 1:
         cfg["training"]["averaged_from"] = [
             {"folder": str(f), "step": s, "seed": seed, "init_from": parent}
@@ -147,6 +165,13 @@ def main(argv=None) -> None:
         action="store_true",
         help="allow checkpoints of several runs (each is listed in training.averaged_from)",
     )
+    ap.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=None,
+        help="relative weight of each checkpoint, in the order given (default: equal)",
+    )
     args = ap.parse_args(argv)
     try:
         if args.checkpoints and args.exp:
@@ -159,7 +184,7 @@ def main(argv=None) -> None:
             folders = [Path(p) for p in args.checkpoints]
         else:
             raise DS2Error("give checkpoint folders, or --exp and --last")
-        out = average_checkpoints(folders, args.out, mixed=args.mixed)
+        out = average_checkpoints(folders, args.out, mixed=args.mixed, weights=args.weights)
     except DS2Error as e:
         raise SystemExit(f"average: error: {e}") from None
     steps = read_config(out)["training"]["averaged_steps"]

@@ -12,6 +12,9 @@ PACKAGES=(
   alsa-utils klettres-data ktuberling-data                                        # real speech
   asterisk-core-sounds-en asterisk-core-sounds-en-g722                           # real sentences
 )
+# Optional voices from Debian's contrib and non-free components (train.synth's opt-in rhvoice and
+# mbrola engines): installed when the apt sources carry those components, otherwise named.
+NONFREE=(rhvoice rhvoice-english mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -20,8 +23,31 @@ for p in "${PACKAGES[@]}"; do
   fi
 done
 
+optional=()
+for p in "${NONFREE[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    optional+=("$p")
+  fi
+done
+
+install_optional() {
+  [ ${#optional[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "optional (contrib/non-free) voices not installed: ${optional[*]}" >&2
+    return 0
+  fi
+  if apt-get install -y --no-install-recommends "${optional[@]}"; then
+    echo "installed: ${optional[*]}"
+  else
+    echo "optional voices not installed (${optional[*]}): add 'contrib non-free' to the" >&2
+    echo "Components of /etc/apt/sources.list.d/debian.sources, apt-get update, and rerun" >&2
+  fi
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "all ${#PACKAGES[@]} packages are installed"
+  export DEBIAN_FRONTEND=noninteractive
+  install_optional
   exit 0
 fi
 
@@ -36,3 +62,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y --no-install-recommends "${missing[@]}"
 echo "installed: ${missing[*]}"
+install_optional

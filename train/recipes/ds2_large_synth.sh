@@ -128,7 +128,7 @@ ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
-  soup10 average tune export)
+  soup10 deep13 soup11 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -292,6 +292,7 @@ fi
 # as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
 # and 1 h of Piper's joe, then the manifests in MORE (deep_stage's) and the real prompts once.
 # WITH_PICO=1 adds SVOX Pico to the corpus's engines and 0.6 h of its clips to the mix.
+# WITH_DEBIAN=1 adds RHVoice and MBROLA (Debian non-free, train/setup_tts.sh) likewise, 1.2 h.
 # FLITE_F0="HZ ..." adds flite's training voices at these mean F0s to the corpus (--flite-f0).
 # ARGS go last on train.train's command line, so they override adapt's flags (train.train takes
 # the last).
@@ -307,6 +308,17 @@ deep_round() {
       echo "warning: $stage runs without Pico: pip install -r train/requirements-tts.txt" >&2
     fi
   fi
+  local debian=()
+  if [ "${WITH_DEBIAN:-0}" = 1 ]; then
+    for e in rhvoice mbrola; do
+      if has_engine $e; then
+        debian+=("$e")
+      else
+        echo "warning: $stage runs without $e: sudo bash train/setup_tts.sh" >&2
+      fi
+    done
+    [ ${#debian[@]} -gt 0 ] && engines+=",$(IFS=,; echo "${debian[*]}")"
+  fi
   python -m train.synth --out "data/synth_$stage" --hours 8 --seed "$((seed + SEED))" \
     --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 --jobs "$JOBS" \
     --engines "$engines" ${FLITE_F0:+--flite-f0 $FLITE_F0}
@@ -319,6 +331,11 @@ deep_round() {
   if [ "$pico" = 1 ]; then
     sample "$d" "$s" "data/synth_$stage/train.jsonl" 0.6 pico --engines pico
     mix+=("$d/pico.jsonl")
+  fi
+  if [ ${#debian[@]} -gt 0 ]; then
+    sample "$d" "$s" "data/synth_$stage/train.jsonl" 1.2 debian \
+      --engines "$(IFS=,; echo "${debian[*]}")"
+    mix+=("$d/debian.jsonl")
   fi
   [ -f data/real/real_asterisk_train.jsonl ] && mix+=(data/real/real_asterisk_train.jsonl)
   mean_of "$EXP"
@@ -506,6 +523,18 @@ FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep12 1.35 1 33 2037 1.5e-4 "$
 # soup10 (session 37): the mean of soup9 and the deep12 round's mean.
 # SOUP10=0 ships the deep12 round's own mean instead.
 soup_stage soup10
+
+# deep13 (session 38): a thirteenth round, from soup10, as deep12 on another fresh 8-h corpus
+# (seed 35) that also speaks with Debian's non-free voices (WITH_DEBIAN: RHVoice's bdl, clb,
+# alan, evgeniy-eng and lyubov, MBROLA's us1, us2, us3 and en1, ten new talkers, among them
+# three US and British males), 1.2 h of them in the mix. soup10 read them badly (greedy, one
+# sentence: mbrola-us1 "...jumpp s orebl izyt of niber everving").
+WITH_DEBIAN=1 FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep13 1.35 1 35 2038 1.5e-4 \
+  "${SLOWER[@]}"
+
+# soup11 (session 38): the mean of soup10 and the deep13 round's mean.
+# SOUP11=0 ships the deep13 round's own mean instead.
+soup_stage soup11
 
 if run_from average; then
   mean_of "$EXP"
