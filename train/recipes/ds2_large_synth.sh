@@ -93,6 +93,12 @@
 #   soup10  the mean of soup9 and the deep12 mean (float32): greedy CER test_unseen_voice 8.59 %
 #           (soup9 8.57 on the same clips), real_asterisk_test 18.6 %, short_unseen_voice 12.9 %,
 #           real_dev 63.5 %, unseen Kokoro voices 20.7 %, valid 5.16 % (soup9 5.02)
+#   deep13  on a 2-core CPU (session 38): data/synth_deep13 (RHVoice and MBROLA added: 405 voices)
+#           in 146 s; 589 steps in the 1.35-h clock, 13-16 audio-s/s, 19.6 h of audio heard;
+#           natural-voice validation CER 7.29 -> 6.95 %
+#   soup11  the mean of soup10 and the deep13 mean (float32): greedy CER test_unseen_voice 8.51 %
+#           (flite rms 20.25 %), real_asterisk_test 17.65 %, short_unseen_voice 12.27 %,
+#           real_dev 63.46 %, unseen Kokoro voices 20.19 %, valid 5.20 %
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
