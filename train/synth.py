@@ -52,8 +52,8 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
 
 The opt-in engines (Piper, Kokoro, Pico, RHVoice, MBROLA) never change which classic talkers a
 corpus holds out: they are not candidates for that draw. An engine with seven or more talkers
-(Kokoro) holds out a seventh of its own, drawn separately, so adding it to a corpus adds unseen
-neural talkers to the test split.
+(Kokoro, MBROLA's accented voices) holds out a seventh of its own, drawn separately, so adding it
+to a corpus adds unseen talkers of its own to the test split.
 
 Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
 and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
@@ -524,7 +524,7 @@ def heldout_talkers(voices: list[Voice], seed: int, test_split: bool = True) -> 
     Talkers with more than one base voice (kal, slt: in two engines) stay in training. The opt-in
     engines' talkers (Piper, Kokoro, Pico, RHVoice, MBROLA) are never candidates for that draw
     (adding them must not change which classic talkers a corpus tests on); one with seven or more
-    talkers (Kokoro) holds out a seventh of them in a draw of its own.
+    talkers (Kokoro, MBROLA's accented voices) holds out a seventh of them in a draw of its own.
     Always at least two voice configurations are held out.
     """
     if not test_split:
