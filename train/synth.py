@@ -98,22 +98,12 @@ from . import augment
 from .manifest import manifest_stats, read_manifest, write_manifest
 
 SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out sets first
-ENGINES = (
-    "espeak",
-    "flite",
-    "festival",
-    "piper",
-    "kokoro",
-    "pico",
-    "rhvoice",
-    "mbrola",
-    "mbrola_accent",
-)
 DEFAULT_ENGINES = ("espeak", "flite", "festival")
 # Opt-in: pip and npm downloads (Piper and Kokoro, neural: 60-120 MB; Pico: 5 MB) and Debian's
 # non-free voices (RHVoice's English HTS talkers; MBROLA's diphone talkers, spoken through
 # espeak-ng). A new one goes last: the hold-out draws of those before it depend on their place.
 EXTRA_ENGINES = ("piper", "kokoro", "pico", "rhvoice", "mbrola", "mbrola_accent")
+ENGINES = DEFAULT_ENGINES + EXTRA_ENGINES
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
 # flite clustergen voices ~50x, festival diphones ~90x, festival HTS ~25x).
@@ -241,37 +231,46 @@ def available_engines(engines=ENGINES) -> dict[str, bool]:
     return {e: ENGINE_PROBES[e]() for e in engines}
 
 
-# How each engine is found (each looked up when called, so tests can replace the helpers).
+# The opt-in engines' installed voices (names), each looked up when called so tests can replace
+# the helpers; an engine with none is not installed.
+EXTRA_VOICES = {
+    "piper": lambda: tuple(piper_voice_models()),
+    "kokoro": lambda: tuple(kokoro_voices()),
+    "pico": lambda: pico_voices(),
+    "rhvoice": lambda: rhvoice_voices(),
+    "mbrola": lambda: mbrola_voices(),
+    "mbrola_accent": lambda: mbrola_voices(MBROLA_ACCENTS),
+}
+# How each engine is found: the classic ones by their program, the opt-in ones by their voices
+# (Kokoro also needs its model).
 ENGINE_PROBES = {
     "espeak": lambda: shutil.which("espeak-ng") is not None,
     "flite": lambda: shutil.which("flite") is not None,
     "festival": lambda: shutil.which("festival") is not None,
-    "piper": lambda: bool(piper_voice_models()),
+    **{e: (lambda e=e: bool(EXTRA_VOICES[e]())) for e in EXTRA_ENGINES},
     "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
-    "pico": lambda: bool(pico_voices()),
-    "rhvoice": lambda: bool(rhvoice_voices()),
-    "mbrola": lambda: bool(mbrola_voices()),
-    "mbrola_accent": lambda: bool(mbrola_voices(MBROLA_ACCENTS)),
 }
+
+
+def _debian_voices(names, roots, path: str, *programs: str) -> tuple[str, ...]:
+    """Which of ``names`` have ``root/path`` (``{v}``: the name) under one of ``roots``, where
+    all of ``programs`` are on the PATH (Debian's RHVoice and MBROLA voices)."""
+    if not all(shutil.which(b) for b in programs):
+        return ()
+    return tuple(
+        v for v in names if any(os.path.exists(os.path.join(r, path.format(v=v))) for r in roots)
+    )
 
 
 def rhvoice_voices() -> tuple[str, ...]:
     """RHVoice's installed English voices (``rhvoice`` + ``rhvoice-english``, Debian non-free)."""
-    if shutil.which("RHVoice-test") is None:
-        return ()
-    return tuple(
-        v for v in RHVOICE_VOICES if any(os.path.isdir(os.path.join(r, v)) for r in RHVOICE_ROOTS)
-    )
+    return _debian_voices(RHVOICE_VOICES, RHVOICE_ROOTS, "{v}", "RHVoice-test")
 
 
 def mbrola_voices(names=MBROLA_VOICES) -> tuple[str, ...]:
     """Which MBROLA voices of ``names`` are installed (``mbrola`` + ``mbrola-us1``..., Debian
     non-free); the English ones by default, :data:`MBROLA_ACCENTS` for the accented ones."""
-    if shutil.which("espeak-ng") is None or shutil.which("mbrola") is None:
-        return ()
-    return tuple(
-        v for v in names if any(os.path.isfile(os.path.join(r, v, v)) for r in MBROLA_ROOTS)
-    )
+    return _debian_voices(names, MBROLA_ROOTS, "{v}/{v}", "espeak-ng", "mbrola")
 
 
 def pico_voices() -> tuple[str, ...]:
@@ -421,15 +420,7 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                     voices.append(
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
-    extra = (
-        ("piper", piper_voice_models),
-        ("kokoro", kokoro_voices),
-        ("pico", pico_voices),
-        ("rhvoice", rhvoice_voices),
-        ("mbrola", mbrola_voices),
-        ("mbrola_accent", lambda: mbrola_voices(MBROLA_ACCENTS)),
-    )
-    for engine, installed in extra:
+    for engine, installed in EXTRA_VOICES.items():
         if engine in engines and have[engine]:
             for v in installed():
                 talker = TALKERS.get(f"{engine}-{v}", f"{engine}-{v}")

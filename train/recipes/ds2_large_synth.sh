@@ -315,7 +315,7 @@ deep_round() {
       echo "warning: $stage runs without Pico: pip install -r train/requirements-tts.txt" >&2
     fi
   fi
-  local debian=()
+  local debian=() debian_csv=
   if [ "${WITH_DEBIAN:-0}" = 1 ]; then
     for e in ${DEBIAN_ENGINES:-rhvoice mbrola}; do
       if has_engine $e; then
@@ -324,7 +324,8 @@ deep_round() {
         echo "warning: $stage runs without $e: sudo bash train/setup_tts.sh" >&2
       fi
     done
-    [ ${#debian[@]} -gt 0 ] && engines+=",$(IFS=,; echo "${debian[*]}")"
+    debian_csv=$(IFS=,; echo "${debian[*]}")
+    [ -n "$debian_csv" ] && engines+=",$debian_csv"
   fi
   python -m train.synth --out "data/synth_$stage" --hours 8 --seed "$((seed + SEED))" \
     --heldout-seed "$SEED" --valid-fraction 0 --test-fraction 0 --jobs "$JOBS" \
@@ -339,9 +340,8 @@ deep_round() {
     sample "$d" "$s" "data/synth_$stage/train.jsonl" 0.6 pico --engines pico
     mix+=("$d/pico.jsonl")
   fi
-  if [ ${#debian[@]} -gt 0 ]; then
-    sample "$d" "$s" "data/synth_$stage/train.jsonl" 1.2 debian \
-      --engines "$(IFS=,; echo "${debian[*]}")"
+  if [ -n "$debian_csv" ]; then
+    sample "$d" "$s" "data/synth_$stage/train.jsonl" 1.2 debian --engines "$debian_csv"
     mix+=("$d/debian.jsonl")
   fi
   [ -f data/real/real_asterisk_train.jsonl ] && mix+=(data/real/real_asterisk_train.jsonl)
