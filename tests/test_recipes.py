@@ -83,6 +83,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
         ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
         ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
+        ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
     ]
     # The GPU round trains on its own 36-h corpus (Pico included, 1 % for validation), its
     # flite and festival clips twice, for its 0.112-h clock.
@@ -97,13 +98,14 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on, and
     # SVOX Pico's voices (in the corpus and in the mix) from deep9 on.
     stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
-    stages += ["deep10", "deep11", "deep12", "deep13", "deep14"]
-    pico = {"deep9", "deep10", "deep11", "deep12", "deep13", "deep14"}
+    stages += ["deep10", "deep11", "deep12", "deep13", "deep14", "deep15"]
+    pico = {"deep9", "deep10", "deep11", "deep12", "deep13", "deep14", "deep15"}
     # RHVoice and MBROLA, in the corpus and in the mix; deep14 adds MBROLA's accented voices
     debian = {"deep13": ",rhvoice,mbrola", "deep14": ",rhvoice,mbrola,mbrola_accent"}
+    debian["deep15"] = debian["deep14"]
     # deep11's to deep13's corpora add flite's voices at more mean F0s.
     f0s = {"deep11": " --flite-f0 95 135 190", "deep12": " --flite-f0 85 110 150 210"}
-    f0s["deep13"] = f0s["deep14"] = f0s["deep12"]
+    f0s["deep13"] = f0s["deep14"] = f0s["deep15"] = f0s["deep12"]
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
@@ -116,15 +118,24 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         assert synth.endswith(f"--engines {engines}{f0}")
     assert "--out data/adapt_deep9/pico.jsonl --engines pico\n" in r.stdout
     assert "--out data/adapt_deep13/debian.jsonl --engines rhvoice,mbrola\n" in r.stdout
-    assert "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent\n" in (
-        r.stdout
+    debian_mixes = [line for line in r.stdout.splitlines() if "debian.jsonl --engines" in line]
+    # deep15 takes twice the earlier rounds' hours of them
+    assert [line.split("--sample-hours ")[1].split()[0] for line in debian_mixes] == [
+        "1.2",
+        "1.2",
+        "2.4",
+    ]
+    assert debian_mixes[1].endswith(
+        "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"
     )
-    assert [hours for *_, hours in runs] == ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4
+    assert [hours for *_, hours in runs] == (
+        ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4 + ["1.1"]
+    )
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-25:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-27:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -150,11 +161,13 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup10/avg exp/ds2_large_deep13/avg --mixed --out exp/ds2_large_soup11/avg",
         "--exp exp/ds2_large_deep14 --last 3 --out exp/ds2_large_deep14/avg",
         "exp/ds2_large_soup11/avg exp/ds2_large_deep14/avg --mixed --out exp/ds2_large_soup12/avg",
+        "--exp exp/ds2_large_deep15 --last 3 --out exp/ds2_large_deep15/avg",
+        "exp/ds2_large_soup12/avg exp/ds2_large_deep15/avg --mixed --out exp/ds2_large_soup13/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup12/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup12/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep14/loss.png " in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup13/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup13/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep15/loss.png " in r.stdout
     assert "without" not in r.stderr and "no Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
@@ -180,6 +193,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP10="0",
         SOUP11="0",
         SOUP12="0",
+        SOUP13="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -198,20 +212,21 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep12", "exp/ds2_large_deep11/avg", "1.35"),
         ("exp/ds2_large_deep13", "exp/ds2_large_deep12/avg", "1.35"),
         ("exp/ds2_large_deep14", "exp/ds2_large_deep13/avg", "1.35"),
+        ("exp/ds2_large_deep15", "exp/ds2_large_deep14/avg", "1.1"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
     # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep14 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep14/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep15 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep15/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep14 and the GPU round so are the later ones, and the first soup ships.
-    off = {f"DEEP{n}": "0" for n in range(5, 15)} | {"GPU": "0"}
+    # without deep6 to deep15 and the GPU round so are the later ones, and the first soup ships.
+    off = {f"DEEP{n}": "0" for n in range(5, 16)} | {"GPU": "0"}
     r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
@@ -232,6 +247,7 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
         ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
         ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
         ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
+        ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
@@ -258,7 +274,7 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup12/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup13/avg " in r.stdout
     assert "train.export" not in r.stdout
 
 
