@@ -379,3 +379,15 @@ def test_large_recipe_debian_round_without_debian_voices(tmp_path):
     assert (exp, init) == ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg")
     assert "data/adapt_deep13/debian.jsonl" not in train
     assert "--engines espeak,flite,festival,pico --flite-f0 85 110 150 210\n" in r.stdout
+
+
+def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
+    # The shipped folder is soup12's (soup13 was not taken): without deep15, soup13 has no new
+    # round to mix in, so tuning and export work on soup12.
+    tree = _tree(tmp_path, "piper", "kokoro_train")
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP15="0")
+    assert r.returncode == 0, r.stderr
+    assert "-m train.tune_lm --model exp/ds2_large_soup12/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup12/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep14/loss.png " in r.stdout
+    assert "soup13" not in r.stdout

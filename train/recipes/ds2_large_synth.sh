@@ -99,6 +99,18 @@
 #   soup11  the mean of soup10 and the deep13 mean (float32): greedy CER test_unseen_voice 8.51 %
 #           (flite rms 20.25 %), real_asterisk_test 17.65 %, short_unseen_voice 12.27 %,
 #           real_dev 63.46 %, unseen Kokoro voices 20.19 %, valid 5.20 %
+#   deep14  on a 2-core CPU (sessions 38-39, resumed once): data/synth_deep14 (MBROLA's accented
+#           voices added: 475 voices) in 147 s; 589 steps in the 1.35-h clock, 11-16 audio-s/s,
+#           19.5 h of audio heard; natural-voice validation CER 7.42 -> 7.15 %
+#   soup12  the mean of soup11 and the deep14 mean (float32): greedy CER test_unseen_voice 8.39 %
+#           (flite rms 19.87 %), real_asterisk_test 17.60 %, short_unseen_voice 12.00 %,
+#           real_dev 63.76 %, unseen Kokoro voices 19.22 %, valid 5.25 %
+#   deep15  on a 2-core CPU (session 39): data/synth_deep15 in 132 s; 293 steps in the 1.1-h
+#           clock (its first 35 min beside an export and the tests, 3-16 audio-s/s), 8.3 h of
+#           audio heard; natural-voice validation CER 7.30 -> 6.87 %
+#   soup13  the mean of soup12 and the deep15 mean (float32): greedy CER test_unseen_voice 8.32 %
+#           (flite rms 19.67 %), real_asterisk_test 17.82 %, short_unseen_voice 12.17 %,
+#           real_dev 63.01 %, unseen Kokoro voices 19.66 %, valid 5.28 % (not shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -564,8 +576,11 @@ soup_stage soup12
 DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
   FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep15 1.1 1 39 2040 1.5e-4 "${SLOWER[@]}"
 
-# soup13: the mean of soup12 and the deep15 round's mean.
-# SOUP13=0 ships the deep15 round's own mean instead.
+# soup13 (session 39): the mean of soup12 and the deep15 round's mean. Not shipped: against
+# soup12 (float32, greedy) it reads test_unseen_voice 0.07 points and real_dev 0.75 better, the
+# real prompts 0.2, short utterances 0.2 and the unseen Kokoro voices 0.4 worse; the shipped
+# folder is soup12's: DEEP15=0 STAGE=tune tunes and exports it. SOUP13=0 ships the deep15
+# round's own mean.
 soup_stage soup13
 
 if run_from average; then
