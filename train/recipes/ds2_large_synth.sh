@@ -146,7 +146,8 @@ ADAPT_EXP=${ADAPT_EXP:-exp/ds2_large_adapt}
 read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
-  soup10 deep13 soup11 deep14 soup12 deep15 soup13 average tune export)
+  soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
+  soup14 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -579,9 +580,19 @@ DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
 # soup13 (session 39): the mean of soup12 and the deep15 round's mean. Not shipped: against
 # soup12 (float32, greedy) it reads test_unseen_voice 0.07 points and real_dev 0.75 better, the
 # real prompts 0.2, short utterances 0.2 and the unseen Kokoro voices 0.4 worse; the shipped
-# folder is soup12's: DEEP15=0 STAGE=tune tunes and exports it. SOUP13=0 ships the deep15
-# round's own mean.
+# folder is soup12's: DEEP15=0 DEEP16=0 STAGE=tune tunes and exports it. SOUP13=0 ships the
+# deep15 round's own mean.
 soup_stage soup13
+
+# deep16 (session 39, started; not finished in that session): a sixteenth round, from soup13,
+# as deep15 (twice the Debian voices' share) on another fresh 8-h corpus (seed 41), in the
+# 1.35-h clock of deep14: deep15's 293 steps were too few to tell what the share buys.
+DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
+  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep16 1.35 1 41 2041 1.5e-4 "${SLOWER[@]}"
+
+# soup14: the mean of soup13 and the deep16 round's mean.
+# SOUP14=0 ships the deep16 round's own mean instead.
+soup_stage soup14
 
 if run_from average; then
   mean_of "$EXP"
