@@ -111,6 +111,12 @@
 #   soup13  the mean of soup12 and the deep15 mean (float32): greedy CER test_unseen_voice 8.32 %
 #           (flite rms 19.67 %), real_asterisk_test 17.82 %, short_unseen_voice 12.17 %,
 #           real_dev 63.01 %, unseen Kokoro voices 19.66 %, valid 5.28 % (not shipped)
+#   deep16  on a 2-core CPU (session 39): data/synth_deep16 in 148 s; 643 steps in the 1.35-h
+#           clock, about 15 audio-s/s, 21.5 h of audio heard; natural-voice validation CER
+#           7.85 -> 7.20 %
+#   soup14  the mean of soup13 and the deep16 mean (float32): greedy CER test_unseen_voice 8.35 %
+#           (flite rms 19.52 %), real_asterisk_test 17.60 %, short_unseen_voice 12.40 %,
+#           real_dev 61.95 %, unseen Kokoro voices 19.52 %, valid 5.27 % (not shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -584,7 +590,7 @@ DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
 # deep15 round's own mean.
 soup_stage soup13
 
-# deep16 (session 39, started; not finished in that session): a sixteenth round, from soup13,
+# deep16 (session 39): a sixteenth round, from soup13,
 # as deep15 (twice the Debian voices' share) on another fresh 8-h corpus (seed 41), in the
 # 1.35-h clock of deep14: deep15's 293 steps were too few to tell what the share buys.
 DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
