@@ -104,7 +104,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # RHVoice and MBROLA, in the corpus and in the mix; deep14 adds MBROLA's accented voices
     debian = {"deep13": ",rhvoice,mbrola", "deep14": ",rhvoice,mbrola,mbrola_accent"}
     debian["deep15"] = debian["deep16"] = debian["deep14"]
-    # deep11's to deep13's corpora add flite's voices at more mean F0s.
+    # deep11's to deep16's corpora add flite's voices at more mean F0s.
     f0s = {"deep11": " --flite-f0 95 135 190", "deep12": " --flite-f0 85 110 150 210"}
     f0s["deep13"] = f0s["deep14"] = f0s["deep15"] = f0s["deep16"] = f0s["deep12"]
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):

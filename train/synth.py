@@ -247,7 +247,7 @@ ENGINE_PROBES = {
     "espeak": lambda: shutil.which("espeak-ng") is not None,
     "flite": lambda: shutil.which("flite") is not None,
     "festival": lambda: shutil.which("festival") is not None,
-    **{e: (lambda e=e: bool(EXTRA_VOICES[e]())) for e in EXTRA_ENGINES},
+    **{e: (lambda e=e: bool(EXTRA_VOICES[e]())) for e in EXTRA_ENGINES if e != "kokoro"},
     "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
 }
 

@@ -317,8 +317,9 @@ fi
 # as 2.5 h of flite and festival sentences, 0.8 h of espeak sentences, 0.8 h of short utterances
 # and 1 h of Piper's joe, then the manifests in MORE (deep_stage's) and the real prompts once.
 # WITH_PICO=1 adds SVOX Pico to the corpus's engines and 0.6 h of its clips to the mix.
-# WITH_DEBIAN=1 adds RHVoice and MBROLA (Debian non-free, train/setup_tts.sh) likewise, 1.2 h;
-# DEBIAN_ENGINES (default "rhvoice mbrola") names which of train.synth's Debian engines.
+# WITH_DEBIAN=1 adds RHVoice and MBROLA (Debian non-free, train/setup_tts.sh) likewise,
+# DEBIAN_HOURS of them (default 1.2); DEBIAN_ENGINES (default "rhvoice mbrola") names which of
+# train.synth's Debian engines.
 # FLITE_F0="HZ ..." adds flite's training voices at these mean F0s to the corpus (--flite-f0).
 # ARGS go last on train.train's command line, so they override adapt's flags (train.train takes
 # the last).
@@ -563,13 +564,20 @@ WITH_DEBIAN=1 FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep13 1.35 1 35 
 # SOUP11=0 ships the deep13 round's own mean instead.
 soup_stage soup11
 
+# every_voice_stage ARGS...: deep_stage with every Debian voice (MBROLA's accented ones too),
+# flite at deep12's four mean F0s and Pico: the rounds from deep14 on. A DEBIAN_HOURS=H before
+# it reaches deep_round too.
+every_voice_stage() {
+  DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 FLITE_F0="85 110 150 210" \
+    WITH_PICO=1 deep_stage "$@"
+}
+
 # deep14 (sessions 38-39, resumed once): a fourteenth round, from soup11,
 # as deep13 on another fresh 8-h corpus (seed 37) whose Debian voices add MBROLA's 16 accented
 # talkers (mbrola_accent: German, French, Dutch, Swedish, ... diphones speaking English through
 # espeak-ng's mb-XX-en voices; 2 of them held out by the corpus's own draw). deep13's new
 # talkers read the unseen flite voice 1.2 points better than deep12 alone.
-DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 FLITE_F0="85 110 150 210" \
-  WITH_PICO=1 deep_stage deep14 1.35 1 37 2039 1.5e-4 "${SLOWER[@]}"
+every_voice_stage deep14 1.35 1 37 2039 1.5e-4 "${SLOWER[@]}"
 
 # soup12: the mean of soup11 and the deep14 round's mean.
 # SOUP12=0 ships the deep14 round's own mean instead.
@@ -580,8 +588,7 @@ soup_stage soup12
 # their recorded US and British males are the closest talkers to the unseen flite voice (rms)
 # that the free engines give, and deep13, their first round, read it 1.2 points better than
 # deep12 alone.
-DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
-  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep15 1.1 1 39 2040 1.5e-4 "${SLOWER[@]}"
+DEBIAN_HOURS=2.4 every_voice_stage deep15 1.1 1 39 2040 1.5e-4 "${SLOWER[@]}"
 
 # soup13 (session 39): the mean of soup12 and the deep15 round's mean. Not shipped: against
 # soup12 (float32, greedy) it reads test_unseen_voice 0.07 points and real_dev 0.75 better, the
@@ -593,8 +600,7 @@ soup_stage soup13
 # deep16 (session 39): a sixteenth round, from soup13,
 # as deep15 (twice the Debian voices' share) on another fresh 8-h corpus (seed 41), in the
 # 1.35-h clock of deep14: deep15's 293 steps were too few to tell what the share buys.
-DEBIAN_HOURS=2.4 DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 \
-  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep16 1.35 1 41 2041 1.5e-4 "${SLOWER[@]}"
+DEBIAN_HOURS=2.4 every_voice_stage deep16 1.35 1 41 2041 1.5e-4 "${SLOWER[@]}"
 
 # soup14: the mean of soup13 and the deep16 round's mean.
 # SOUP14=0 ships the deep16 round's own mean instead.
