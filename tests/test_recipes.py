@@ -85,6 +85,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
         ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
         ("exp/ds2_large_deep16", "exp/ds2_large_soup13/avg"),
+        ("exp/ds2_large_deep17", "exp/ds2_large_soup14/avg"),
     ]
     # The GPU round trains on its own 36-h corpus (Pico included, 1 % for validation), its
     # flite and festival clips twice, for its 0.112-h clock.
@@ -99,14 +100,15 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on, and
     # SVOX Pico's voices (in the corpus and in the mix) from deep9 on.
     stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
-    stages += ["deep10", "deep11", "deep12", "deep13", "deep14", "deep15", "deep16"]
-    pico = {"deep9", "deep10", "deep11", "deep12", "deep13", "deep14", "deep15", "deep16"}
+    stages += ["deep10", "deep11", "deep12", "deep13", "deep14", "deep15", "deep16", "deep17"]
+    pico = set(stages[8:])
     # RHVoice and MBROLA, in the corpus and in the mix; deep14 adds MBROLA's accented voices
     debian = {"deep13": ",rhvoice,mbrola", "deep14": ",rhvoice,mbrola,mbrola_accent"}
-    debian["deep15"] = debian["deep16"] = debian["deep14"]
-    # deep11's to deep16's corpora add flite's voices at more mean F0s.
+    debian["deep15"] = debian["deep16"] = debian["deep17"] = debian["deep14"]
+    # deep11's to deep17's corpora add flite's voices at more mean F0s.
     f0s = {"deep11": " --flite-f0 95 135 190", "deep12": " --flite-f0 85 110 150 210"}
-    f0s["deep13"] = f0s["deep14"] = f0s["deep15"] = f0s["deep16"] = f0s["deep12"]
+    for stage in stages[-5:]:
+        f0s[stage] = f0s["deep12"]
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
@@ -120,24 +122,25 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     assert "--out data/adapt_deep9/pico.jsonl --engines pico\n" in r.stdout
     assert "--out data/adapt_deep13/debian.jsonl --engines rhvoice,mbrola\n" in r.stdout
     debian_mixes = [line for line in r.stdout.splitlines() if "debian.jsonl --engines" in line]
-    # deep15 and deep16 take twice the earlier rounds' hours of them
+    # deep15 and deep16 take twice the other rounds' hours of them
     assert [line.split("--sample-hours ")[1].split()[0] for line in debian_mixes] == [
         "1.2",
         "1.2",
         "2.4",
         "2.4",
+        "1.2",
     ]
     assert debian_mixes[1].endswith(
         "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"
     )
     assert [hours for *_, hours in runs] == (
-        ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4 + ["1.1", "1.35"]
+        ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4 + ["1.1", "1.35", "1.35"]
     )
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-29:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-31:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -167,11 +170,13 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup12/avg exp/ds2_large_deep15/avg --mixed --out exp/ds2_large_soup13/avg",
         "--exp exp/ds2_large_deep16 --last 3 --out exp/ds2_large_deep16/avg",
         "exp/ds2_large_soup13/avg exp/ds2_large_deep16/avg --mixed --out exp/ds2_large_soup14/avg",
+        "--exp exp/ds2_large_deep17 --last 3 --out exp/ds2_large_deep17/avg",
+        "exp/ds2_large_soup14/avg exp/ds2_large_deep17/avg --mixed --out exp/ds2_large_soup15/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup14/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup14/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep16/loss.png " in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup15/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup15/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep17/loss.png " in r.stdout
     assert "without" not in r.stderr and "no Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
@@ -199,6 +204,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP12="0",
         SOUP13="0",
         SOUP14="0",
+        SOUP15="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -219,20 +225,21 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep14", "exp/ds2_large_deep13/avg", "1.35"),
         ("exp/ds2_large_deep15", "exp/ds2_large_deep14/avg", "1.1"),
         ("exp/ds2_large_deep16", "exp/ds2_large_deep15/avg", "1.35"),
+        ("exp/ds2_large_deep17", "exp/ds2_large_deep16/avg", "1.35"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
     # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep16 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep16/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep17 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep17/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep16 and the GPU round so are the later ones, and the first soup ships.
-    off = {f"DEEP{n}": "0" for n in range(5, 17)} | {"GPU": "0"}
+    # without deep6 to deep17 and the GPU round so are the later ones, and the first soup ships.
+    off = {f"DEEP{n}": "0" for n in range(5, 18)} | {"GPU": "0"}
     r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
@@ -255,6 +262,7 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
         ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
         ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
         ("exp/ds2_large_deep16", "exp/ds2_large_soup13/avg"),
+        ("exp/ds2_large_deep17", "exp/ds2_large_soup14/avg"),
     ]
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
@@ -281,7 +289,7 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup14/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup15/avg " in r.stdout
     assert "train.export" not in r.stdout
 
 
@@ -390,11 +398,12 @@ def test_large_recipe_debian_round_without_debian_voices(tmp_path):
 
 def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
     # The shipped folder is soup12's (soup13 was not taken): without deep15, soup13 has no new
-    # round to mix in, nor soup14 without deep16, so tuning and export work on soup12.
+    # round to mix in, nor soup14 without deep16, nor soup15 without deep17, so tuning and
+    # export work on soup12.
     tree = _tree(tmp_path, "piper", "kokoro_train")
-    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP15="0", DEEP16="0")
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP15="0", DEEP16="0", DEEP17="0")
     assert r.returncode == 0, r.stderr
     assert "-m train.tune_lm --model exp/ds2_large_soup12/avg " in r.stdout
     assert "train.export --checkpoint exp/ds2_large_soup12/avg " in r.stdout
     assert "--loss-png exp/ds2_large_deep14/loss.png " in r.stdout
-    assert "soup13" not in r.stdout and "soup14" not in r.stdout
+    assert not any(f"soup{n}" in r.stdout for n in (13, 14, 15))

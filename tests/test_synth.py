@@ -123,6 +123,18 @@ def test_rhvoice_slt_is_the_talker_slt():
         assert talkers["slt"] == "slt" and talkers["bdl"] == "rhvoice-bdl"
 
 
+def test_opt_in_voices_are_looked_up_once(monkeypatch):
+    # An opt-in engine is found by its voices: one lookup finds it and lists them.
+    calls = []
+    monkeypatch.setattr(synth, "pico_voices", lambda: calls.append(1) or ("en-US", "en-GB"))
+    voices = synth.list_voices(["pico"])
+    assert len(calls) == 1
+    assert sorted({v.name for v in voices}) == ["en-GB", "en-US"]
+    assert {v.pitch for v in voices} == set(synth.PITCH_SHIFTS)
+    monkeypatch.setattr(synth, "pico_voices", lambda: ())
+    assert synth.list_voices(["pico"]) == []
+
+
 def test_voices_are_many_with_stable_ids():
     voices = synth.list_voices()
     ids = [v.id for v in voices]

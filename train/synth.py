@@ -393,7 +393,11 @@ def _stable_int(text: str, lo: int, hi: int) -> int:
 
 def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
     """Every voice configuration of the installed ``engines`` (a stable, sorted list)."""
-    have = available_engines([e for e in ENGINES if e in engines])
+    # An opt-in engine is found by its voices, so those are looked up once, below, not probed
+    # first (Kokoro's probe also needs its model).
+    have = available_engines(
+        [e for e in ENGINES if e in engines and (e not in EXTRA_VOICES or e == "kokoro")]
+    )
     voices = []
     if "espeak" in engines and have["espeak"]:
         accents = _installed_espeak_accents()
@@ -421,7 +425,7 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
     for engine, installed in EXTRA_VOICES.items():
-        if engine in engines and have[engine]:
+        if engine in engines and have.get(engine, True):
             for v in installed():
                 talker = TALKERS.get(f"{engine}-{v}", f"{engine}-{v}")
                 for c in PITCH_SHIFTS:

@@ -153,7 +153,7 @@ read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
-  soup14 average tune export)
+  soup14 deep17 soup15 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -605,6 +605,16 @@ DEBIAN_HOURS=2.4 every_voice_stage deep16 1.35 1 41 2041 1.5e-4 "${SLOWER[@]}"
 # soup14: the mean of soup13 and the deep16 round's mean.
 # SOUP14=0 ships the deep16 round's own mean instead.
 soup_stage soup14
+
+# deep17 (session 40): a seventeenth round, from soup14, back at deep14's Debian share (1.2 h)
+# on another fresh 8-h corpus (seed 43) in the 1.35-h clock: deep14's round is the one whose
+# soup (soup12) read best on the unseen espeak talkers, the short utterances and Kokoro, and
+# soup14 starts it from the lowest unseen-flite-voice CER yet (19.52 %).
+every_voice_stage deep17 1.35 1 43 2042 1.5e-4 "${SLOWER[@]}"
+
+# soup15: the mean of soup14 and the deep17 round's mean.
+# SOUP15=0 ships the deep17 round's own mean instead.
+soup_stage soup15
 
 if run_from average; then
   mean_of "$EXP"
