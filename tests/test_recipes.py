@@ -397,9 +397,9 @@ def test_large_recipe_debian_round_without_debian_voices(tmp_path):
 
 
 def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
-    # The shipped folder is soup12's (soup13 was not taken): without deep15, soup13 has no new
-    # round to mix in, nor soup14 without deep16, nor soup15 without deep17, so tuning and
-    # export work on soup12.
+    # Without the last rounds the soups after them have no new round to mix in: without deep15,
+    # deep16 and deep17, neither soup13, soup14 nor soup15 is made, and tuning and export work
+    # on soup12 (session 39's shipped folder).
     tree = _tree(tmp_path, "piper", "kokoro_train")
     r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP15="0", DEEP16="0", DEEP17="0")
     assert r.returncode == 0, r.stderr

@@ -117,6 +117,12 @@
 #   soup14  the mean of soup13 and the deep16 mean (float32): greedy CER test_unseen_voice 8.35 %
 #           (flite rms 19.52 %), real_asterisk_test 17.60 %, short_unseen_voice 12.40 %,
 #           real_dev 61.95 %, unseen Kokoro voices 19.52 %, valid 5.27 % (not shipped)
+#   deep17  on a 2-core CPU (session 40): data/synth_deep17 in 141 s; 640 steps in the 1.35-h
+#           clock, 14-17 audio-s/s, 21.0 h of audio heard; natural-voice validation CER
+#           7.53 -> 7.15 %
+#   soup15  the mean of soup14 and the deep17 mean (float32): greedy CER test_unseen_voice 8.29 %
+#           (flite rms 19.50 %), real_asterisk_test 16.94 %, short_unseen_voice 12.17 %,
+#           real_dev 63.01 %, unseen Kokoro voices 19.31 %, valid 5.28 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -590,11 +596,10 @@ soup_stage soup12
 # deep12 alone.
 DEBIAN_HOURS=2.4 every_voice_stage deep15 1.1 1 39 2040 1.5e-4 "${SLOWER[@]}"
 
-# soup13 (session 39): the mean of soup12 and the deep15 round's mean. Not shipped: against
-# soup12 (float32, greedy) it reads test_unseen_voice 0.07 points and real_dev 0.75 better, the
-# real prompts 0.2, short utterances 0.2 and the unseen Kokoro voices 0.4 worse; the shipped
-# folder is soup12's: DEEP15=0 DEEP16=0 STAGE=tune tunes and exports it. SOUP13=0 ships the
-# deep15 round's own mean.
+# soup13 (session 39): the mean of soup12 and the deep15 round's mean. Not shipped itself:
+# against soup12 (float32, greedy) it reads test_unseen_voice 0.07 points and real_dev 0.75
+# better, the real prompts 0.2, short utterances 0.2 and the unseen Kokoro voices 0.4 worse.
+# SOUP13=0 ships the deep15 round's own mean.
 soup_stage soup13
 
 # deep16 (session 39): a sixteenth round, from soup13,
@@ -612,7 +617,7 @@ soup_stage soup14
 # soup14 starts it from the lowest unseen-flite-voice CER yet (19.52 %).
 every_voice_stage deep17 1.35 1 43 2042 1.5e-4 "${SLOWER[@]}"
 
-# soup15: the mean of soup14 and the deep17 round's mean.
+# soup15 (session 40, shipped): the mean of soup14 and the deep17 round's mean.
 # SOUP15=0 ships the deep17 round's own mean instead.
 soup_stage soup15
 
