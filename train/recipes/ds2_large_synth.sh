@@ -159,7 +159,7 @@ read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
-  soup14 deep17 soup15 average tune export)
+  soup14 deep17 soup15 deep18 soup16 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -620,6 +620,14 @@ every_voice_stage deep17 1.35 1 43 2042 1.5e-4 "${SLOWER[@]}"
 # soup15 (session 40, shipped): the mean of soup14 and the deep17 round's mean.
 # SOUP15=0 ships the deep17 round's own mean instead.
 soup_stage soup15
+
+# deep18 (started in session 40): an eighteenth round, from soup15, as deep17 on another fresh
+# 8-h corpus (seed 45).
+every_voice_stage deep18 1.35 1 45 2043 1.5e-4 "${SLOWER[@]}"
+
+# soup16: the mean of soup15 and the deep18 round's mean.
+# SOUP16=0 ships the deep18 round's own mean instead.
+soup_stage soup16
 
 if run_from average; then
   mean_of "$EXP"
