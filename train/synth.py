@@ -235,20 +235,19 @@ def available_engines(engines=ENGINES) -> dict[str, bool]:
 # the helpers; an engine with none is not installed.
 EXTRA_VOICES = {
     "piper": lambda: tuple(piper_voice_models()),
-    "kokoro": lambda: tuple(kokoro_voices()),
+    "kokoro": lambda: tuple(kokoro_voices()) if kokoro_model() is not None else (),
     "pico": lambda: pico_voices(),
     "rhvoice": lambda: rhvoice_voices(),
     "mbrola": lambda: mbrola_voices(),
     "mbrola_accent": lambda: mbrola_voices(MBROLA_ACCENTS),
 }
 # How each engine is found: the classic ones by their program, the opt-in ones by their voices
-# (Kokoro also needs its model).
+# (Kokoro's only count with its model).
 ENGINE_PROBES = {
     "espeak": lambda: shutil.which("espeak-ng") is not None,
     "flite": lambda: shutil.which("flite") is not None,
     "festival": lambda: shutil.which("festival") is not None,
-    **{e: (lambda e=e: bool(EXTRA_VOICES[e]())) for e in EXTRA_ENGINES if e != "kokoro"},
-    "kokoro": lambda: kokoro_model() is not None and bool(kokoro_voices()),
+    **{e: (lambda e=e: bool(EXTRA_VOICES[e]())) for e in EXTRA_ENGINES},
 }
 
 
@@ -393,11 +392,8 @@ def _stable_int(text: str, lo: int, hi: int) -> int:
 
 def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
     """Every voice configuration of the installed ``engines`` (a stable, sorted list)."""
-    # An opt-in engine is found by its voices, so those are looked up once, below, not probed
-    # first (Kokoro's probe also needs its model).
-    have = available_engines(
-        [e for e in ENGINES if e in engines and (e not in EXTRA_VOICES or e == "kokoro")]
-    )
+    # An opt-in engine is installed when it has voices: one lookup, below, finds and lists them.
+    have = available_engines([e for e in ENGINES if e in engines and e not in EXTRA_VOICES])
     voices = []
     if "espeak" in engines and have["espeak"]:
         accents = _installed_espeak_accents()
@@ -425,7 +421,7 @@ def list_voices(engines=DEFAULT_ENGINES) -> list[Voice]:
                         Voice(f"festival-{v}-c{c:+d}", "festival", v, TALKERS.get(v, v), c)
                     )
     for engine, installed in EXTRA_VOICES.items():
-        if engine in engines and have.get(engine, True):
+        if engine in engines:
             for v in installed():
                 talker = TALKERS.get(f"{engine}-{v}", f"{engine}-{v}")
                 for c in PITCH_SHIFTS:
