@@ -39,7 +39,9 @@ def audio_hours_seen(events: list[dict]) -> float | None:
 
     Each event logs the throughput of the steps since the one before (``audio_s_per_s``, all ranks
     together) and the cumulative training time, so their product summed over events is the audio
-    seen; resumes are seamless because ``elapsed`` carries over. None when no event has both.
+    seen; resumes are seamless because ``elapsed`` carries over. The steps after the last
+    ``train`` event are not counted, so it runs short by up to ``log_every`` steps (the trainer's
+    own count, ``audio_seconds`` in its state, is exact). None when no event has both.
     """
     total, prev, seen = 0.0, 0.0, False
     for e in events:
