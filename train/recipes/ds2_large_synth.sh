@@ -106,7 +106,7 @@
 #           (flite rms 19.87 %), real_asterisk_test 17.60 %, short_unseen_voice 12.00 %,
 #           real_dev 63.76 %, unseen Kokoro voices 19.22 %, valid 5.25 %
 #   deep15  on a 2-core CPU (session 39): data/synth_deep15 in 132 s; 293 steps in the 1.1-h
-#           clock (its first 35 min beside an export and the tests, 3-16 audio-s/s), 8.3 h of
+#           clock (its first 35 min beside an export and the tests, 3-16 audio-s/s), 9.8 h of
 #           audio heard; natural-voice validation CER 7.30 -> 6.87 %
 #   soup13  the mean of soup12 and the deep15 mean (float32): greedy CER test_unseen_voice 8.32 %
 #           (flite rms 19.67 %), real_asterisk_test 17.82 %, short_unseen_voice 12.17 %,
@@ -128,7 +128,14 @@
 #           validation CER 7.36 -> 7.12 %
 #   soup16  the mean of soup15 and the deep18 mean (float32): greedy CER test_unseen_voice 8.23 %
 #           (flite rms 19.31 %), real_asterisk_test 16.80 %, short_unseen_voice 12.51 %,
-#           real_dev 58.95 %, unseen Kokoro voices 19.18 %, valid 5.32 % (shipped)
+#           real_dev 58.95 %, unseen Kokoro voices 19.18 %, valid 5.32 % (shipped in session 41)
+#   deep19  on a 2-core CPU (session 41, restarted once): data/synth_deep19; 610 steps in the
+#           1.35-h clock (its first 15 min beside the tests), 15-17 audio-s/s, 20.0 h of audio
+#           heard; natural-voice validation CER 7.25 -> 7.22 % (7.14 @400)
+#   soup17  the mean of soup16 and the deep19 mean, as stored (6/7 bits): greedy CER
+#           test_unseen_voice 8.14 % (flite rms 17.0-20.7 %), real_asterisk_test 16.37 %,
+#           short_unseen_voice 11.90 %, real_dev 60.45 %, unseen Kokoro voices 19.09 %, valid
+#           5.34 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -631,14 +638,14 @@ soup_stage soup15
 # fresh 8-h corpus (seed 45).
 every_voice_stage deep18 1.35 1 45 2043 1.5e-4 "${SLOWER[@]}"
 
-# soup16 (session 41, shipped): the mean of soup15 and the deep18 round's mean.
+# soup16 (session 41, shipped, then soup17): the mean of soup15 and the deep18 round's mean.
 # SOUP16=0 ships the deep18 round's own mean instead.
 soup_stage soup16
 
-# deep19 (started in session 41): a nineteenth round, from soup16, as deep17 on another fresh 8-h corpus (seed 47).
+# deep19 (session 41): a nineteenth round, from soup16, as deep17 on another fresh 8-h corpus (seed 47).
 every_voice_stage deep19 1.35 1 47 2044 1.5e-4 "${SLOWER[@]}"
 
-# soup17: the mean of soup16 and the deep19 round's mean.
+# soup17 (session 41, shipped): the mean of soup16 and the deep19 round's mean.
 # SOUP17=0 ships the deep19 round's own mean instead.
 soup_stage soup17
 
