@@ -172,7 +172,7 @@ read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
-  soup14 deep17 soup15 deep18 soup16 deep19 soup17 average tune export)
+  soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -648,6 +648,14 @@ every_voice_stage deep19 1.35 1 47 2044 1.5e-4 "${SLOWER[@]}"
 # soup17 (session 41, shipped): the mean of soup16 and the deep19 round's mean.
 # SOUP17=0 ships the deep19 round's own mean instead.
 soup_stage soup17
+
+# deep20 (started in session 41): a twentieth round, from soup17, as deep19 on another fresh
+# 8-h corpus (seed 49).
+every_voice_stage deep20 1.35 1 49 2045 1.5e-4 "${SLOWER[@]}"
+
+# soup18: the mean of soup17 and the deep20 round's mean.
+# SOUP18=0 ships the deep20 round's own mean instead.
+soup_stage soup18
 
 if run_from average; then
   mean_of "$EXP"
