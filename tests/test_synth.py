@@ -398,6 +398,8 @@ def test_rerun_resumes_and_redoes_only_missing_or_broken_files(corpus):
                         test_fraction=0.2, progress=False, sentences=SENTENCES)  # fmt: skip
     assert again["build"]["new_audio_hours"] == 0
     assert again["splits"] == first["splits"]
+    # corpus.json keeps the record of the build that made the corpus, not the no-op rerun's.
+    assert json.loads((out / "corpus.json").read_text())["build"] == first["build"]
     assert {r["audio"]: os.stat(r["audio"]).st_mtime_ns for r in rows} == mtimes
     # An interrupted build: one file gone, one truncated, the manifest lost.
     gone, broken = rows[0]["audio"], rows[1]["audio"]
