@@ -15,6 +15,28 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
+# The large recipe's rounds from deep5 on, each with the soup it starts from (the GPU round
+# between deep9 and deep10): a new round adds its line here.
+SOUP_CHAIN = [
+    ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
+    ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
+    ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
+    ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
+    ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
+    ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg"),
+    ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
+    ("exp/ds2_large_deep11", "exp/ds2_large_soup8/avg"),
+    ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
+    ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
+    ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
+    ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
+    ("exp/ds2_large_deep16", "exp/ds2_large_soup13/avg"),
+    ("exp/ds2_large_deep17", "exp/ds2_large_soup14/avg"),
+    ("exp/ds2_large_deep18", "exp/ds2_large_soup15/avg"),
+    ("exp/ds2_large_deep19", "exp/ds2_large_soup16/avg"),
+    ("exp/ds2_large_deep20", "exp/ds2_large_soup17/avg"),
+]
+
 
 def _tree(tmp_path, *corpora):
     (tmp_path / "train").mkdir()
@@ -72,23 +94,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         ("exp/ds2_large_deep2", "exp/ds2_large_deep/avg"),
         ("exp/ds2_large_deep3", "exp/ds2_large_deep2/avg"),
         ("exp/ds2_large_deep4", "exp/ds2_large_deep3/avg"),
-        ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
-        ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
-        ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
-        ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
-        ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
-        ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg"),
-        ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
-        ("exp/ds2_large_deep11", "exp/ds2_large_soup8/avg"),
-        ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
-        ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
-        ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
-        ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
-        ("exp/ds2_large_deep16", "exp/ds2_large_soup13/avg"),
-        ("exp/ds2_large_deep17", "exp/ds2_large_soup14/avg"),
-        ("exp/ds2_large_deep18", "exp/ds2_large_soup15/avg"),
-        ("exp/ds2_large_deep19", "exp/ds2_large_soup16/avg"),
-        ("exp/ds2_large_deep20", "exp/ds2_large_soup17/avg"),
+        *SOUP_CHAIN,
     ]
     # The GPU round trains on its own 36-h corpus (Pico included, 1 % for validation), its
     # flite and festival clips twice, for its 0.112-h clock.
@@ -268,25 +274,7 @@ def test_large_recipe_soup_needs_a_new_round(tmp_path):
     # Started at deep5, the first soup is taken as made and deep5 starts from it.
     r = _run(tree, "ds2_large_synth.sh", STAGE="deep5")
     assert r.returncode == 0, r.stderr
-    assert [(exp, init) for exp, init, _, _ in _train_runs(r.stdout)] == [
-        ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
-        ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
-        ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
-        ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
-        ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
-        ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg"),
-        ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
-        ("exp/ds2_large_deep11", "exp/ds2_large_soup8/avg"),
-        ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
-        ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
-        ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
-        ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
-        ("exp/ds2_large_deep16", "exp/ds2_large_soup13/avg"),
-        ("exp/ds2_large_deep17", "exp/ds2_large_soup14/avg"),
-        ("exp/ds2_large_deep18", "exp/ds2_large_soup15/avg"),
-        ("exp/ds2_large_deep19", "exp/ds2_large_soup16/avg"),
-        ("exp/ds2_large_deep20", "exp/ds2_large_soup17/avg"),
-    ]
+    assert [(exp, init) for exp, init, _, _ in _train_runs(r.stdout)] == SOUP_CHAIN
     assert "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed" in r.stdout
 
 

@@ -1255,14 +1255,13 @@ def build(
     }
     # The returned record is this run's; on disk, a rerun that found the corpus complete keeps
     # the record of the build that made it, whose cost is what a reader of corpus.json wants.
+    # (plan.json has already checked that the folder holds this same corpus).
     on_disk = summary
     if not new_seconds and not errors:
         try:
-            earlier = json.loads((out / "corpus.json").read_text()).get("build")
-        except (OSError, ValueError, AttributeError):
-            earlier = None
-        if isinstance(earlier, dict) and earlier.get("new_audio_hours"):
-            on_disk = dict(summary, build=earlier)
+            on_disk = dict(summary, build=json.loads((out / "corpus.json").read_text())["build"])
+        except (OSError, ValueError, KeyError):  # none yet, or unreadable: this run's record
+            pass
     (out / "corpus.json").write_text(json.dumps(on_disk, indent=1))
     return summary
 

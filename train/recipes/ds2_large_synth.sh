@@ -642,7 +642,8 @@ every_voice_stage deep18 1.35 1 45 2043 1.5e-4 "${SLOWER[@]}"
 # SOUP16=0 ships the deep18 round's own mean instead.
 soup_stage soup16
 
-# deep19 (session 41): a nineteenth round, from soup16, as deep17 on another fresh 8-h corpus (seed 47).
+# deep19 (session 41): a nineteenth round, from soup16, as deep17 on another fresh 8-h corpus
+# (seed 47).
 every_voice_stage deep19 1.35 1 47 2044 1.5e-4 "${SLOWER[@]}"
 
 # soup17 (session 41, shipped): the mean of soup16 and the deep19 round's mean.
