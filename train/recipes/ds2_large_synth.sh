@@ -135,6 +135,13 @@
 #   soup17  the mean of soup16 and the deep19 mean, as stored (6/7 bits): greedy CER
 #           test_unseen_voice 8.14 % (flite rms 17.0-20.7 %), real_asterisk_test 16.37 %,
 #           short_unseen_voice 11.90 %, real_dev 60.45 %, unseen Kokoro voices 19.09 %, valid
+#           5.34 % (shipped in session 41)
+#   deep20  on a 2-core CPU (sessions 41-42, resumed once): data/synth_deep20; 667 steps in the
+#           1.35-h clock, 14-17 audio-s/s, 22.0 h of audio heard; natural-voice validation CER
+#           7.6 -> 7.2 %
+#   soup18  the mean of soup17 and the deep20 mean, as stored (6/7 bits): greedy CER
+#           test_unseen_voice 8.09 % (flite rms 17.0-20.5 %), real_asterisk_test 15.75 %,
+#           short_unseen_voice 12.22 %, real_dev 61.05 %, unseen Kokoro voices 18.88 %, valid
 #           5.34 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
@@ -172,7 +179,8 @@ read -r -a ADAPT_EXTRA <<< "${ADAPT_ARGS:---max-hours 0.9}"
 stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4 soup deep5 soup2
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
-  soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 average tune export)
+  soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
+  average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -646,17 +654,25 @@ soup_stage soup16
 # (seed 47).
 every_voice_stage deep19 1.35 1 47 2044 1.5e-4 "${SLOWER[@]}"
 
-# soup17 (session 41, shipped): the mean of soup16 and the deep19 round's mean.
+# soup17 (session 41, shipped, then soup18): the mean of soup16 and the deep19 round's mean.
 # SOUP17=0 ships the deep19 round's own mean instead.
 soup_stage soup17
 
-# deep20 (started in session 41): a twentieth round, from soup17, as deep19 on another fresh
-# 8-h corpus (seed 49).
+# deep20 (sessions 41-42, resumed once): a twentieth round, from soup17, as deep19 on another
+# fresh 8-h corpus (seed 49).
 every_voice_stage deep20 1.35 1 49 2045 1.5e-4 "${SLOWER[@]}"
 
-# soup18: the mean of soup17 and the deep20 round's mean.
+# soup18 (session 42, shipped): the mean of soup17 and the deep20 round's mean.
 # SOUP18=0 ships the deep20 round's own mean instead.
 soup_stage soup18
+
+# deep21 (started in session 42): a twenty-first round, from soup18, as deep20 on another
+# fresh 8-h corpus (seed 51).
+every_voice_stage deep21 1.35 1 51 2046 1.5e-4 "${SLOWER[@]}"
+
+# soup19: the mean of soup18 and the deep21 round's mean.
+# SOUP19=0 ships the deep21 round's own mean instead.
+soup_stage soup19
 
 if run_from average; then
   mean_of "$EXP"
