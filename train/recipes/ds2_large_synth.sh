@@ -142,6 +142,13 @@
 #   soup18  the mean of soup17 and the deep20 mean, as stored (6/7 bits): greedy CER
 #           test_unseen_voice 8.09 % (flite rms 17.0-20.5 %), real_asterisk_test 15.75 %,
 #           short_unseen_voice 12.22 %, real_dev 61.05 %, unseen Kokoro voices 18.88 %, valid
+#           5.34 % (shipped in session 42, then soup19)
+#   deep21  on a 2-core CPU (session 42, its first 15 min beside the tests): data/synth_deep21;
+#           658 steps in the 1.35-h clock, 21.7 h of audio heard; natural-voice validation CER
+#           7.3 -> 7.2 %
+#   soup19  the mean of soup18 and the deep21 mean, as stored (6/7 bits): greedy CER
+#           test_unseen_voice 8.02 % (flite rms 16.9-19.8 %), real_asterisk_test 15.66 %,
+#           short_unseen_voice 11.97 %, real_dev 61.95 %, unseen Kokoro voices 18.55 %, valid
 #           5.34 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
@@ -662,15 +669,15 @@ soup_stage soup17
 # fresh 8-h corpus (seed 49).
 every_voice_stage deep20 1.35 1 49 2045 1.5e-4 "${SLOWER[@]}"
 
-# soup18 (session 42, shipped): the mean of soup17 and the deep20 round's mean.
+# soup18 (session 42, shipped, then soup19): the mean of soup17 and the deep20 round's mean.
 # SOUP18=0 ships the deep20 round's own mean instead.
 soup_stage soup18
 
-# deep21 (started in session 42): a twenty-first round, from soup18, as deep20 on another
+# deep21 (session 42): a twenty-first round, from soup18, as deep20 on another
 # fresh 8-h corpus (seed 51).
 every_voice_stage deep21 1.35 1 51 2046 1.5e-4 "${SLOWER[@]}"
 
-# soup19: the mean of soup18 and the deep21 round's mean.
+# soup19 (session 42, shipped): the mean of soup18 and the deep21 round's mean.
 # SOUP19=0 ships the deep21 round's own mean instead.
 soup_stage soup19
 
