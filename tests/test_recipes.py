@@ -36,6 +36,7 @@ SOUP_CHAIN = [
     ("exp/ds2_large_deep19", "exp/ds2_large_soup16/avg"),
     ("exp/ds2_large_deep20", "exp/ds2_large_soup17/avg"),
     ("exp/ds2_large_deep21", "exp/ds2_large_soup18/avg"),
+    ("exp/ds2_large_deep22", "exp/ds2_large_soup19/avg"),
 ]
 
 
@@ -111,15 +112,15 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # SVOX Pico's voices (in the corpus and in the mix) from deep9 on.
     stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
     stages += ["deep10", "deep11", "deep12", "deep13", "deep14", "deep15", "deep16", "deep17"]
-    stages += ["deep18", "deep19", "deep20", "deep21"]
+    stages += ["deep18", "deep19", "deep20", "deep21", "deep22"]
     pico = set(stages[8:])
     # RHVoice and MBROLA, in the corpus and in the mix; deep14 adds MBROLA's accented voices
     debian = {"deep13": ",rhvoice,mbrola", "deep14": ",rhvoice,mbrola,mbrola_accent"}
-    for stage in stages[-7:]:
+    for stage in stages[-8:]:
         debian[stage] = debian["deep14"]
-    # deep11's to deep21's corpora add flite's voices at more mean F0s.
+    # deep11's to deep22's corpora add flite's voices at more mean F0s.
     f0s = {"deep11": " --flite-f0 95 135 190", "deep12": " --flite-f0 85 110 150 210"}
-    for stage in stages[-9:]:
+    for stage in stages[-10:]:
         f0s[stage] = f0s["deep12"]
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
@@ -145,18 +146,19 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "1.2",
         "1.2",
         "1.2",
+        "1.2",
     ]
     assert debian_mixes[1].endswith(
         "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"
     )
     assert [hours for *_, hours in runs] == (
-        ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4 + ["1.1"] + ["1.35"] * 6
+        ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4 + ["1.1"] + ["1.35"] * 7
     )
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-39:]] == [
+    assert [line.split("python -m train.average ")[1] for line in averages[-41:]] == [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
@@ -196,11 +198,13 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "exp/ds2_large_soup17/avg exp/ds2_large_deep20/avg --mixed --out exp/ds2_large_soup18/avg",
         "--exp exp/ds2_large_deep21 --last 3 --out exp/ds2_large_deep21/avg",
         "exp/ds2_large_soup18/avg exp/ds2_large_deep21/avg --mixed --out exp/ds2_large_soup19/avg",
+        "--exp exp/ds2_large_deep22 --last 3 --out exp/ds2_large_deep22/avg",
+        "exp/ds2_large_soup19/avg exp/ds2_large_deep22/avg --mixed --out exp/ds2_large_soup20/avg",
     ]
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup19/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup19/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep21/loss.png " in r.stdout
+    assert "train.tune_lm --model exp/ds2_large_soup20/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup20/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep22/loss.png " in r.stdout
     assert "without" not in r.stderr and "no Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
@@ -233,6 +237,7 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         SOUP17="0",
         SOUP18="0",
         SOUP19="0",
+        SOUP20="0",
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
@@ -258,20 +263,21 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         ("exp/ds2_large_deep19", "exp/ds2_large_deep18/avg", "1.35"),
         ("exp/ds2_large_deep20", "exp/ds2_large_deep19/avg", "1.35"),
         ("exp/ds2_large_deep21", "exp/ds2_large_deep20/avg", "1.35"),
+        ("exp/ds2_large_deep22", "exp/ds2_large_deep21/avg", "1.35"),
     ]
     assert not any("kokoro" in m for run in runs for m in run[2])
     # without the soups each round starts from the last one's mean, and deep7's own mean is
     # tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep21 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep21/avg " in r.stdout
+    assert "train.average --exp exp/ds2_large_deep22 --last 3 " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_deep22/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep21 and the GPU round so are the later ones, and the first soup ships.
-    off = {f"DEEP{n}": "0" for n in range(5, 22)} | {"GPU": "0"}
+    # without deep6 to deep22 and the GPU round so are the later ones, and the first soup ships.
+    off = {f"DEEP{n}": "0" for n in range(5, 23)} | {"GPU": "0"}
     r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
@@ -306,7 +312,7 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup19/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup20/avg " in r.stdout
     assert "train.export" not in r.stdout
 
 
@@ -414,25 +420,25 @@ def test_large_recipe_debian_round_without_debian_voices(tmp_path):
 
 
 def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
-    # Without the last round the soup after it has no new round to mix in: without deep21
-    # there is no soup19, and tuning and export work on soup18.
+    # Without the last round the soup after it has no new round to mix in: without deep22
+    # there is no soup20, and tuning and export work on soup19 (session 42's shipped folder).
     tree = _tree(tmp_path, "piper", "kokoro_train")
-    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP21="0")
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP22="0")
     assert r.returncode == 0, r.stderr
-    assert "-m train.tune_lm --model exp/ds2_large_soup18/avg " in r.stdout
+    assert "-m train.tune_lm --model exp/ds2_large_soup19/avg " in r.stdout
+    assert "train.export --checkpoint exp/ds2_large_soup19/avg " in r.stdout
+    assert "--loss-png exp/ds2_large_deep21/loss.png " in r.stdout
+    assert "soup20" not in r.stdout
+    # Without deep21 and deep22, soup18.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP21="0", DEEP22="0")
+    assert r.returncode == 0, r.stderr
     assert "train.export --checkpoint exp/ds2_large_soup18/avg " in r.stdout
     assert "--loss-png exp/ds2_large_deep20/loss.png " in r.stdout
-    assert "soup19" not in r.stdout
-    # Without deep20 and deep21, soup17 (session 41's shipped folder).
-    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP20="0", DEEP21="0")
-    assert r.returncode == 0, r.stderr
-    assert "train.export --checkpoint exp/ds2_large_soup17/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep19/loss.png " in r.stdout
-    assert "soup18" not in r.stdout and "soup19" not in r.stdout
-    # Without deep15 to deep21 neither soup13 nor any later soup is made: soup12 (session 39's).
-    off = {f"DEEP{n}": "0" for n in range(15, 22)}
+    assert "soup19" not in r.stdout and "soup20" not in r.stdout
+    # Without deep15 to deep22 neither soup13 nor any later soup is made: soup12 (session 39's).
+    off = {f"DEEP{n}": "0" for n in range(15, 23)}
     r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **off)
     assert r.returncode == 0, r.stderr
     assert "train.export --checkpoint exp/ds2_large_soup12/avg " in r.stdout
     assert "--loss-png exp/ds2_large_deep14/loss.png " in r.stdout
-    assert not any(f"soup{n}" in r.stdout for n in range(13, 20))
+    assert not any(f"soup{n}" in r.stdout for n in range(13, 21))

@@ -187,7 +187,7 @@ stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
   soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
-  average tune export)
+  deep22 soup20 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -680,6 +680,14 @@ every_voice_stage deep21 1.35 1 51 2046 1.5e-4 "${SLOWER[@]}"
 # soup19 (session 42, shipped): the mean of soup18 and the deep21 round's mean.
 # SOUP19=0 ships the deep21 round's own mean instead.
 soup_stage soup19
+
+# deep22 (started in session 42): a twenty-second round, from soup19, as deep21 on another
+# fresh 8-h corpus (seed 53).
+every_voice_stage deep22 1.35 1 53 2047 1.5e-4 "${SLOWER[@]}"
+
+# soup20: the mean of soup19 and the deep22 round's mean.
+# SOUP20=0 ships the deep22 round's own mean instead.
+soup_stage soup20
 
 if run_from average; then
   mean_of "$EXP"
