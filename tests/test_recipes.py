@@ -15,29 +15,39 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
-# The large recipe's rounds from deep5 on, each with the soup it starts from (the GPU round
-# between deep9 and deep10): a new round adds its line here.
-SOUP_CHAIN = [
-    ("exp/ds2_large_deep5", "exp/ds2_large_soup/avg"),
-    ("exp/ds2_large_deep6", "exp/ds2_large_soup2/avg"),
-    ("exp/ds2_large_deep7", "exp/ds2_large_soup3/avg"),
-    ("exp/ds2_large_deep8", "exp/ds2_large_soup4/avg"),
-    ("exp/ds2_large_deep9", "exp/ds2_large_soup5/avg"),
-    ("exp/ds2_large_gpu", "exp/ds2_large_soup6/avg"),
-    ("exp/ds2_large_deep10", "exp/ds2_large_soup7/avg"),
-    ("exp/ds2_large_deep11", "exp/ds2_large_soup8/avg"),
-    ("exp/ds2_large_deep12", "exp/ds2_large_soup9/avg"),
-    ("exp/ds2_large_deep13", "exp/ds2_large_soup10/avg"),
-    ("exp/ds2_large_deep14", "exp/ds2_large_soup11/avg"),
-    ("exp/ds2_large_deep15", "exp/ds2_large_soup12/avg"),
-    ("exp/ds2_large_deep16", "exp/ds2_large_soup13/avg"),
-    ("exp/ds2_large_deep17", "exp/ds2_large_soup14/avg"),
-    ("exp/ds2_large_deep18", "exp/ds2_large_soup15/avg"),
-    ("exp/ds2_large_deep19", "exp/ds2_large_soup16/avg"),
-    ("exp/ds2_large_deep20", "exp/ds2_large_soup17/avg"),
-    ("exp/ds2_large_deep21", "exp/ds2_large_soup18/avg"),
-    ("exp/ds2_large_deep22", "exp/ds2_large_soup19/avg"),
+# The large recipe's training rounds in order, each with its clock (--max-hours): a new round
+# adds its line here, and the tests below derive their stage lists, soups and switches from it.
+ROUNDS = [
+    ("deep", "1.25"),
+    *[(f"deep{n}", "1.5") for n in range(2, 8)],
+    ("deep8", "1.25"),
+    ("deep9", "1.25"),
+    ("gpu", "0.1122"),
+    ("deep10", "1.25"),
+    *[(f"deep{n}", "1.35") for n in range(11, 15)],
+    ("deep15", "1.1"),
+    *[(f"deep{n}", "1.35") for n in range(16, 23)],
 ]
+LAST_ROUND = ROUNDS[-1][0]
+
+
+def _number(stage):
+    """A deep round's number (the deep stage is 1); None for the GPU round."""
+    return None if stage == "gpu" else int(stage[4:] or 1)
+
+
+def _soup(n):
+    """The n-th soup's stage name: soup, soup2, soup3, ..."""
+    return "soup" if n == 1 else f"soup{n}"
+
+
+# The first soup is deep3's and deep4's means averaged; each round after deep4 (the GPU round
+# between deep9 and deep10 among them) starts from the latest soup and makes the next with it.
+SOUP_CHAIN = [
+    (f"exp/ds2_large_{stage}", f"exp/ds2_large_{_soup(n)}/avg")
+    for n, (stage, _) in enumerate(ROUNDS[4:], 1)
+]
+LAST_SOUP = len(SOUP_CHAIN) + 1
 
 
 def _tree(tmp_path, *corpora):
@@ -110,18 +120,15 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     assert "--engines espeak,flite,festival,pico " in gpu_synth
     # Each round draws from its own fresh corpus; Kokoro's extra clips join from deep2 on, and
     # SVOX Pico's voices (in the corpus and in the mix) from deep9 on.
-    stages = ["deep", "deep2", "deep3", "deep4", "deep5", "deep6", "deep7", "deep8", "deep9"]
-    stages += ["deep10", "deep11", "deep12", "deep13", "deep14", "deep15", "deep16", "deep17"]
-    stages += ["deep18", "deep19", "deep20", "deep21", "deep22"]
-    pico = set(stages[8:])
-    # RHVoice and MBROLA, in the corpus and in the mix; deep14 adds MBROLA's accented voices
-    debian = {"deep13": ",rhvoice,mbrola", "deep14": ",rhvoice,mbrola,mbrola_accent"}
-    for stage in stages[-8:]:
-        debian[stage] = debian["deep14"]
-    # deep11's to deep22's corpora add flite's voices at more mean F0s.
-    f0s = {"deep11": " --flite-f0 95 135 190", "deep12": " --flite-f0 85 110 150 210"}
-    for stage in stages[-10:]:
-        f0s[stage] = f0s["deep12"]
+    stages = [stage for stage, _ in ROUNDS if stage != "gpu"]
+    pico = {stage for stage in stages if _number(stage) >= 9}
+    # RHVoice and MBROLA, in the corpus and in the mix, from deep13 on; deep14 and the later
+    # rounds add MBROLA's accented voices.
+    debian = {s: ",rhvoice,mbrola,mbrola_accent" for s in stages if _number(s) >= 14}
+    debian["deep13"] = ",rhvoice,mbrola"
+    # deep11's and the later rounds' corpora add flite's voices at more mean F0s.
+    f0s = {s: " --flite-f0 85 110 150 210" for s in stages if _number(s) >= 12}
+    f0s["deep11"] = " --flite-f0 95 135 190"
     for (_, _, train, _), stage, synth in zip(runs, stages, synths, strict=True):
         assert f"data/adapt_{stage}/natural.jsonl" in train
         assert ("data/kokoro_train/train.jsonl" in train) == (stage != "deep")
@@ -137,74 +144,33 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     debian_mixes = [line for line in r.stdout.splitlines() if "debian.jsonl --engines" in line]
     # deep15 and deep16 take twice the other rounds' hours of them
     assert [line.split("--sample-hours ")[1].split()[0] for line in debian_mixes] == [
-        "1.2",
-        "1.2",
-        "2.4",
-        "2.4",
-        "1.2",
-        "1.2",
-        "1.2",
-        "1.2",
-        "1.2",
-        "1.2",
+        "2.4" if stage in ("deep15", "deep16") else "1.2" for stage in stages if stage in debian
     ]
     assert debian_mixes[1].endswith(
         "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"
     )
-    assert [hours for *_, hours in runs] == (
-        ["1.25"] + ["1.5"] * 6 + ["1.25"] * 3 + ["1.35"] * 4 + ["1.1"] + ["1.35"] * 7
-    )
+    assert [hours for *_, hours in runs] == [hours for stage, hours in ROUNDS if stage != "gpu"]
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
     averages = [line for line in r.stdout.splitlines() if " -m train.average " in line]
-    assert [line.split("python -m train.average ")[1] for line in averages[-41:]] == [
+    expected = [
         "--exp exp/ds2_large_deep3 --last 3 --out exp/ds2_large_deep3/avg",
         "--exp exp/ds2_large_deep4 --last 3 --out exp/ds2_large_deep4/avg",
         "exp/ds2_large_deep3/avg exp/ds2_large_deep4/avg --mixed --out exp/ds2_large_soup/avg",
-        "--exp exp/ds2_large_deep5 --last 3 --out exp/ds2_large_deep5/avg",
-        "exp/ds2_large_soup/avg exp/ds2_large_deep5/avg --mixed --out exp/ds2_large_soup2/avg",
-        "--exp exp/ds2_large_deep6 --last 3 --out exp/ds2_large_deep6/avg",
-        "exp/ds2_large_soup2/avg exp/ds2_large_deep6/avg --mixed --out exp/ds2_large_soup3/avg",
-        "--exp exp/ds2_large_deep7 --last 3 --out exp/ds2_large_deep7/avg",
-        "exp/ds2_large_soup3/avg exp/ds2_large_deep7/avg --mixed --out exp/ds2_large_soup4/avg",
-        "--exp exp/ds2_large_deep8 --last 3 --out exp/ds2_large_deep8/avg",
-        "exp/ds2_large_soup4/avg exp/ds2_large_deep8/avg --mixed --out exp/ds2_large_soup5/avg",
-        "--exp exp/ds2_large_deep9 --last 3 --out exp/ds2_large_deep9/avg",
-        "exp/ds2_large_soup5/avg exp/ds2_large_deep9/avg --mixed --out exp/ds2_large_soup6/avg",
-        "--exp exp/ds2_large_gpu --last 3 --out exp/ds2_large_gpu/avg",
-        "exp/ds2_large_soup6/avg exp/ds2_large_gpu/avg --mixed --out exp/ds2_large_soup7/avg",
-        "--exp exp/ds2_large_deep10 --last 3 --out exp/ds2_large_deep10/avg",
-        "exp/ds2_large_soup7/avg exp/ds2_large_deep10/avg --mixed --out exp/ds2_large_soup8/avg",
-        "--exp exp/ds2_large_deep11 --last 3 --out exp/ds2_large_deep11/avg",
-        "exp/ds2_large_soup8/avg exp/ds2_large_deep11/avg --mixed --out exp/ds2_large_soup9/avg",
-        "--exp exp/ds2_large_deep12 --last 3 --out exp/ds2_large_deep12/avg",
-        "exp/ds2_large_soup9/avg exp/ds2_large_deep12/avg --mixed --out exp/ds2_large_soup10/avg",
-        "--exp exp/ds2_large_deep13 --last 3 --out exp/ds2_large_deep13/avg",
-        "exp/ds2_large_soup10/avg exp/ds2_large_deep13/avg --mixed --out exp/ds2_large_soup11/avg",
-        "--exp exp/ds2_large_deep14 --last 3 --out exp/ds2_large_deep14/avg",
-        "exp/ds2_large_soup11/avg exp/ds2_large_deep14/avg --mixed --out exp/ds2_large_soup12/avg",
-        "--exp exp/ds2_large_deep15 --last 3 --out exp/ds2_large_deep15/avg",
-        "exp/ds2_large_soup12/avg exp/ds2_large_deep15/avg --mixed --out exp/ds2_large_soup13/avg",
-        "--exp exp/ds2_large_deep16 --last 3 --out exp/ds2_large_deep16/avg",
-        "exp/ds2_large_soup13/avg exp/ds2_large_deep16/avg --mixed --out exp/ds2_large_soup14/avg",
-        "--exp exp/ds2_large_deep17 --last 3 --out exp/ds2_large_deep17/avg",
-        "exp/ds2_large_soup14/avg exp/ds2_large_deep17/avg --mixed --out exp/ds2_large_soup15/avg",
-        "--exp exp/ds2_large_deep18 --last 3 --out exp/ds2_large_deep18/avg",
-        "exp/ds2_large_soup15/avg exp/ds2_large_deep18/avg --mixed --out exp/ds2_large_soup16/avg",
-        "--exp exp/ds2_large_deep19 --last 3 --out exp/ds2_large_deep19/avg",
-        "exp/ds2_large_soup16/avg exp/ds2_large_deep19/avg --mixed --out exp/ds2_large_soup17/avg",
-        "--exp exp/ds2_large_deep20 --last 3 --out exp/ds2_large_deep20/avg",
-        "exp/ds2_large_soup17/avg exp/ds2_large_deep20/avg --mixed --out exp/ds2_large_soup18/avg",
-        "--exp exp/ds2_large_deep21 --last 3 --out exp/ds2_large_deep21/avg",
-        "exp/ds2_large_soup18/avg exp/ds2_large_deep21/avg --mixed --out exp/ds2_large_soup19/avg",
-        "--exp exp/ds2_large_deep22 --last 3 --out exp/ds2_large_deep22/avg",
-        "exp/ds2_large_soup19/avg exp/ds2_large_deep22/avg --mixed --out exp/ds2_large_soup20/avg",
     ]
+    for n, (exp, soup) in enumerate(SOUP_CHAIN, 1):
+        expected += [
+            f"--exp {exp} --last 3 --out {exp}/avg",
+            f"{soup} {exp}/avg --mixed --out exp/ds2_large_{_soup(n + 1)}/avg",
+        ]
+    assert [line.split("python -m train.average ")[1] for line in averages[-len(expected) :]] == (
+        expected
+    )
     assert "--exp exp/ds2_large_soup" not in r.stdout
-    assert "train.tune_lm --model exp/ds2_large_soup20/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup20/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep22/loss.png " in r.stdout
+    assert f"train.tune_lm --model exp/ds2_large_soup{LAST_SOUP}/avg " in r.stdout
+    assert f"train.export --checkpoint exp/ds2_large_soup{LAST_SOUP}/avg " in r.stdout
+    assert f"--loss-png exp/ds2_large_{LAST_ROUND}/loss.png " in r.stdout
     assert "without" not in r.stderr and "no Pico" not in r.stderr
     assert (tree / "checkpoints" / "DEFAULT").read_text().strip() == "ds2-large-synth"
 
@@ -218,66 +184,29 @@ def test_large_recipe_switches_and_overrides(tmp_path):
         DEEP2="0",
         DEEP3_EXP="exp/mine",
         DEEP3_ARGS="--max-hours 0.1",
-        SOUP="0",
-        SOUP2="0",
-        SOUP3="0",
-        SOUP4="0",
-        SOUP5="0",
-        SOUP6="0",
-        SOUP7="0",
-        SOUP8="0",
-        SOUP9="0",
-        SOUP10="0",
-        SOUP11="0",
-        SOUP12="0",
-        SOUP13="0",
-        SOUP14="0",
-        SOUP15="0",
-        SOUP16="0",
-        SOUP17="0",
-        SOUP18="0",
-        SOUP19="0",
-        SOUP20="0",
+        **{_soup(n).upper(): "0" for n in range(1, LAST_SOUP + 1)},
     )
     assert r.returncode == 0, r.stderr
     runs = _train_runs(r.stdout)
     # deep2 is off, so deep3 starts from the deep stage's mean; no Kokoro clips were built.
-    assert [(exp, init, hours) for exp, init, _, hours in runs] == [
-        ("exp/mine", "exp/ds2_large_deep/avg", "0.1"),
-        ("exp/ds2_large_deep4", "exp/mine/avg", "1.5"),
-        ("exp/ds2_large_deep5", "exp/ds2_large_deep4/avg", "1.5"),
-        ("exp/ds2_large_deep6", "exp/ds2_large_deep5/avg", "1.5"),
-        ("exp/ds2_large_deep7", "exp/ds2_large_deep6/avg", "1.5"),
-        ("exp/ds2_large_deep8", "exp/ds2_large_deep7/avg", "1.25"),
-        ("exp/ds2_large_deep9", "exp/ds2_large_deep8/avg", "1.25"),
-        ("exp/ds2_large_gpu", "exp/ds2_large_deep9/avg", "0.1122"),
-        ("exp/ds2_large_deep10", "exp/ds2_large_gpu/avg", "1.25"),
-        ("exp/ds2_large_deep11", "exp/ds2_large_deep10/avg", "1.35"),
-        ("exp/ds2_large_deep12", "exp/ds2_large_deep11/avg", "1.35"),
-        ("exp/ds2_large_deep13", "exp/ds2_large_deep12/avg", "1.35"),
-        ("exp/ds2_large_deep14", "exp/ds2_large_deep13/avg", "1.35"),
-        ("exp/ds2_large_deep15", "exp/ds2_large_deep14/avg", "1.1"),
-        ("exp/ds2_large_deep16", "exp/ds2_large_deep15/avg", "1.35"),
-        ("exp/ds2_large_deep17", "exp/ds2_large_deep16/avg", "1.35"),
-        ("exp/ds2_large_deep18", "exp/ds2_large_deep17/avg", "1.35"),
-        ("exp/ds2_large_deep19", "exp/ds2_large_deep18/avg", "1.35"),
-        ("exp/ds2_large_deep20", "exp/ds2_large_deep19/avg", "1.35"),
-        ("exp/ds2_large_deep21", "exp/ds2_large_deep20/avg", "1.35"),
-        ("exp/ds2_large_deep22", "exp/ds2_large_deep21/avg", "1.35"),
-    ]
+    expected = [("exp/mine", "exp/ds2_large_deep/avg", "0.1")]
+    for stage, hours in ROUNDS[3:]:
+        expected.append((f"exp/ds2_large_{stage}", f"{expected[-1][0]}/avg", hours))
+    assert [(exp, init, hours) for exp, init, _, hours in runs] == expected
     assert not any("kokoro" in m for run in runs for m in run[2])
-    # without the soups each round starts from the last one's mean, and deep7's own mean is
-    # tuned and shipped
+    # without the soups each round starts from the last one's mean, and the last round's own
+    # mean is tuned and shipped
     assert "--mixed" not in r.stdout
-    assert "train.average --exp exp/ds2_large_deep22 --last 3 " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_deep22/avg " in r.stdout
+    assert f"train.average --exp exp/ds2_large_{LAST_ROUND} --last 3 " in r.stdout
+    assert f"train.export --checkpoint exp/ds2_large_{LAST_ROUND}/avg " in r.stdout
 
 
 def test_large_recipe_soup_needs_a_new_round(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without deep5 the second soup would only re-mix the first with deep4: it is skipped, and
-    # without deep6 to deep22 and the GPU round so are the later ones, and the first soup ships.
-    off = {f"DEEP{n}": "0" for n in range(5, 23)} | {"GPU": "0"}
+    # without deep6 and the later rounds (the GPU round among them) so are the later soups, and
+    # the first soup ships.
+    off = {stage.upper(): "0" for stage, _ in ROUNDS[4:]}
     r = _run(tree, "ds2_large_synth.sh", STAGE="soup", **off)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("--mixed") == 1
@@ -312,7 +241,7 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("python ")] == [
         r.stdout.splitlines()[-1]
     ]
-    assert "-m train.tune_lm --model exp/ds2_large_soup20/avg " in r.stdout
+    assert f"-m train.tune_lm --model exp/ds2_large_soup{LAST_SOUP}/avg " in r.stdout
     assert "train.export" not in r.stdout
 
 
@@ -420,25 +349,27 @@ def test_large_recipe_debian_round_without_debian_voices(tmp_path):
 
 
 def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
-    # Without the last round the soup after it has no new round to mix in: without deep22
-    # there is no soup20, and tuning and export work on soup19 (session 42's shipped folder).
+    # Without the last round the soup after it has no new round to mix in, and tuning and
+    # export work on the soup before it (the shipped folder while that round trains).
     tree = _tree(tmp_path, "piper", "kokoro_train")
-    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP22="0")
+    last, before, before2 = (stage for stage, _ in ROUNDS[:-4:-1])
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **{last.upper(): "0"})
     assert r.returncode == 0, r.stderr
-    assert "-m train.tune_lm --model exp/ds2_large_soup19/avg " in r.stdout
-    assert "train.export --checkpoint exp/ds2_large_soup19/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep21/loss.png " in r.stdout
-    assert "soup20" not in r.stdout
-    # Without deep21 and deep22, soup18.
-    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", DEEP21="0", DEEP22="0")
+    assert f"-m train.tune_lm --model exp/ds2_large_soup{LAST_SOUP - 1}/avg " in r.stdout
+    assert f"train.export --checkpoint exp/ds2_large_soup{LAST_SOUP - 1}/avg " in r.stdout
+    assert f"--loss-png exp/ds2_large_{before}/loss.png " in r.stdout
+    assert f"soup{LAST_SOUP}" not in r.stdout
+    # Without the last two rounds, the soup before those.
+    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **{last.upper(): "0", before.upper(): "0"})
     assert r.returncode == 0, r.stderr
-    assert "train.export --checkpoint exp/ds2_large_soup18/avg " in r.stdout
-    assert "--loss-png exp/ds2_large_deep20/loss.png " in r.stdout
-    assert "soup19" not in r.stdout and "soup20" not in r.stdout
-    # Without deep15 to deep22 neither soup13 nor any later soup is made: soup12 (session 39's).
-    off = {f"DEEP{n}": "0" for n in range(15, 23)}
+    assert f"train.export --checkpoint exp/ds2_large_soup{LAST_SOUP - 2}/avg " in r.stdout
+    assert f"--loss-png exp/ds2_large_{before2}/loss.png " in r.stdout
+    assert f"soup{LAST_SOUP - 1}" not in r.stdout and f"soup{LAST_SOUP}" not in r.stdout
+    # Without deep15 and the later rounds neither soup13 nor any later soup is made: soup12
+    # (session 39's).
+    off = {stage.upper(): "0" for stage, _ in ROUNDS if (_number(stage) or 0) >= 15}
     r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **off)
     assert r.returncode == 0, r.stderr
     assert "train.export --checkpoint exp/ds2_large_soup12/avg " in r.stdout
     assert "--loss-png exp/ds2_large_deep14/loss.png " in r.stdout
-    assert not any(f"soup{n}" in r.stdout for n in range(13, 21))
+    assert not any(f"soup{n}" in r.stdout for n in range(13, LAST_SOUP + 1))
