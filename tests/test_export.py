@@ -341,6 +341,20 @@ def test_export_refuses_to_clobber_and_leaves_nothing_on_failure(experiment, tmp
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
+def test_export_ships_the_training_history_figure_when_given(experiment, tmp_path):
+    ckpt, _ = experiment
+    history = tmp_path / "stages.png"
+    history.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\1" * 50)
+    out = export(ckpt, tmp_path / "ds2-tiny", history_png=history)
+    assert (out / "history.png").read_bytes() == history.read_bytes()
+    assert "![every training stage](history.png)" in (out / "README.md").read_text()
+    # a missing figure fails before anything is written
+    with pytest.raises(DS2Error, match="training history figure not found"):
+        export(ckpt, tmp_path / "never", history_png=tmp_path / "nope.png")
+    assert not (tmp_path / "never").exists()
+    assert "history.png" not in (export(ckpt, tmp_path / "plain") / "README.md").read_text()
+
+
 def test_cli_and_push(experiment, tmp_path, monkeypatch, capsys):
     import huggingface_hub
 

@@ -245,6 +245,18 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert "train.export" not in r.stdout
 
 
+def test_large_recipe_export_takes_the_notes_and_history_figure(tmp_path):
+    tree = _tree(tmp_path, "piper", "kokoro_train")
+    r = _run(tree, "ds2_large_synth.sh", STAGE="export", NOTES="n.md", HISTORY="h.png")
+    assert r.returncode == 0, r.stderr
+    [export] = [line for line in r.stdout.splitlines() if " -m train.export " in line]
+    assert export.startswith(f"python -m train.export --checkpoint exp/ds2_large_soup{LAST_SOUP}/")
+    assert export.endswith(" --notes n.md --history-png h.png")
+    r = _run(tree, "ds2_large_synth.sh", STAGE="export")
+    assert r.returncode == 0, r.stderr
+    assert "--notes" not in r.stdout and "--history-png" not in r.stdout
+
+
 def test_large_recipe_pico_round_without_pico(tmp_path):
     tree = _tree(tmp_path, "piper")
     # Without py-nanotts the Pico round says so and goes on with the classic engines alone.

@@ -11,6 +11,7 @@ The folder holds::
                          scale per row with --quantize N: N/32 of it; loaded back as float32)
     lexicon.txt, lm.arpa (or lm.bin)   the word LM for beam search, when --lm is given
     loss.png             the training curves (found beside the experiment when not given)
+    history.png          with --history-png: every training stage's curves end to end
     eval_results.json    the evaluation the card's tables come from, with wer.png and voices.png
     README.md            the model card: Hub YAML front matter (license, tags, model-index with
                          WER/CER), data, hours, steps, hardware, training time, results, usage,
@@ -56,6 +57,7 @@ from train.plots import audio_hours_seen, peak_lr, read_log
 
 LICENSE = "mit"
 LOSS_PNG = "loss.png"
+HISTORY_PNG = "history.png"
 EVAL_JSON = "eval_results.json"
 CARD_NAME = "README.md"
 # Decoder weights when nothing was tuned: flashlight's usual starting point.
@@ -434,6 +436,13 @@ def model_card(
         ]
     if (folder / LOSS_PNG).is_file():
         lines += ["", f"![training curves]({LOSS_PNG})"]
+    if (folder / HISTORY_PNG).is_file():
+        lines += [
+            "",
+            "Every stage's curves end to end (each stage validates on its own set):",
+            "",
+            f"![every training stage]({HISTORY_PNG})",
+        ]
     lines += [
         "",
         "Rebuild it with the recipe in the ds2 repository (`train/train.py`); the full training "
@@ -585,6 +594,7 @@ def export(
     test_manifests=None,
     log_probs_dir: str | os.PathLike | None = None,
     loss_png: str | os.PathLike | None = None,
+    history_png: str | os.PathLike | None = None,
     half: bool = False,
     quantize: int | None = None,
     quantize_finer: Sequence[str] = (),
@@ -655,6 +665,10 @@ def export(
             if not loss.is_file():
                 raise DS2Error(f"loss curve not found: {loss}")
             shutil.copy2(loss, tmp / LOSS_PNG)
+        if history_png is not None:
+            if not Path(history_png).is_file():
+                raise DS2Error(f"training history figure not found: {history_png}")
+            shutil.copy2(history_png, tmp / HISTORY_PNG)
 
         load_folder(tmp)  # the export must load before it replaces anything
 
@@ -774,6 +788,11 @@ def main(argv=None):
         "weights are the same (another LM or card decodes without running the network)",
     )
     ap.add_argument("--loss-png", default=None, help="training curves (default: EXP/loss.png)")
+    ap.add_argument(
+        "--history-png",
+        default=None,
+        help="every training stage's curves end to end (python -m train.plots --history)",
+    )
     ap.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     ap.add_argument(
         "--quantize",
@@ -814,6 +833,7 @@ def main(argv=None):
         test_manifests=args.test,
         log_probs_dir=args.log_probs,
         loss_png=args.loss_png,
+        history_png=args.history_png,
         half=args.half,
         quantize=args.quantize,
         quantize_finer=args.quantize_finer,

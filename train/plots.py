@@ -4,6 +4,11 @@
 
 Left panel: train loss (raw and smoothed) and valid loss per step, in nats per character (the
 CTC loss the trainer optimises). Right panel: valid greedy CER and WER (%).
+
+A model trained in stages (each run starting from the one before) gets its whole history in one
+figure, the stages' logs end to end in the order given:
+
+    python -m train.plots --history scratch=exp/a/log.jsonl exp/b/log.jsonl --out history.png
 """
 
 from __future__ import annotations
@@ -69,6 +74,18 @@ def _smooth(values: list[float]) -> list[float]:
     return out
 
 
+def _save(fig, out_path: str | os.PathLike) -> Path:
+    """Write ``fig`` to the PNG ``out_path`` atomically (a reader never sees half a file)."""
+    import matplotlib.pyplot as plt
+
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out_path)
+    return out_path
+
+
 def plot_losses(log_path: str | os.PathLike, out_path: str | os.PathLike) -> Path | None:
     """Draw the curves of ``log_path`` into the PNG ``out_path`` (atomically). None if no data."""
     import matplotlib
@@ -123,22 +140,129 @@ def plot_losses(log_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
     ax_err.set_ylim(bottom=0)
     ax_err.grid(True, alpha=0.3)
     ax_err.set_title("validation")
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out_path)
-    return out_path
+    return _save(fig, out_path)
+
+
+def _stage_name(spec: str) -> tuple[str, Path]:
+    """``NAME=LOG`` or ``LOG`` (named by its file: ``deep2_log.jsonl`` is deep2, ``exp/b/log.jsonl``
+    is b)."""
+    name, sep, path = spec.partition("=")
+    if not sep:
+        path = Path(spec)
+        name = path.stem.removesuffix("_log") if path.stem != "log" else path.parent.name
+    return name, Path(path)
+
+
+def history_runs(stages: list[tuple[str, str | os.PathLike]]) -> list[tuple]:
+    """``(name, first step, train events, valid events, audio hours heard)`` of each stage whose
+    log has a train event, the stages laid end to end: a stage starts where the one before it
+    ended (its last logged step). A resumed run logs the steps after its checkpoint again; the
+    later record of a step is kept."""
+    runs = []
+    offset = 0
+    for name, log in stages:
+        events = read_log(log)
+        train = [e for e in events if e.get("event") == "train" and "loss" in e]
+        valid = [e for e in events if e.get("event") == "valid" and "cer" in e]
+        if not train:
+            continue
+        train = sorted({e["step"]: e for e in train}.values(), key=lambda e: e["step"])
+        valid = sorted({e["step"]: e for e in valid}.values(), key=lambda e: e["step"])
+        runs.append((name, offset, train, valid, audio_hours_seen(events)))
+        offset += max(e["step"] for e in train + valid)
+    return runs
+
+
+def plot_history(
+    stages: list[tuple[str, str | os.PathLike]], out_path: str | os.PathLike
+) -> Path | None:
+    """Draw the logs of a model's training ``stages`` (``(name, log.jsonl)``, in training order)
+    end to end into the PNG ``out_path`` (atomically), over the steps of all stages together.
+
+    Top: each stage's train loss (smoothed within the stage, a log scale). Bottom: each
+    stage's validation CER (%). A stage validates on its own set, so its curve is drawn apart
+    from the others'. Stage boundaries are marked and named; None if no log has a train event.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = history_runs(stages)
+    if not runs:
+        return None
+    total_steps = runs[-1][1] + max(e["step"] for e in runs[-1][2] + runs[-1][3])
+    fig, (ax_loss, ax_cer) = plt.subplots(
+        2, 1, figsize=(12, 6.5), sharex=True, constrained_layout=True
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    total_hours = 0.0
+    for i, (name, start, train, valid, hours) in enumerate(runs):
+        color = colors[i % len(colors)]
+        ax_loss.plot(
+            [start + e["step"] for e in train], _smooth([e["loss"] for e in train]), color=color
+        )
+        if valid:
+            ax_cer.plot(
+                [start + e["step"] for e in valid],
+                [100 * e["cer"] for e in valid],
+                "o-",
+                color=color,
+                markersize=3,
+            )
+        for ax in (ax_loss, ax_cer):
+            ax.axvline(start, color="0.8", linewidth=0.6, zorder=0)
+        ax_loss.annotate(
+            name,
+            (start, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(2, -2),
+            textcoords="offset points",
+            rotation=90,
+            va="top",
+            fontsize=7,
+            color=color,
+        )
+        total_hours += hours or 0.0
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("train loss (nats / char)")
+    ax_loss.grid(True, which="both", axis="y", alpha=0.3)
+    ax_loss.set_title(
+        f"{len(runs)} stages end to end: {total_steps:,} steps, {total_hours:,.1f} h of audio heard"
+    )
+    ax_cer.set_ylabel("validation CER (%), greedy")
+    ax_cer.set_xlabel("step (all stages)")
+    ax_cer.set_ylim(bottom=0)
+    ax_cer.grid(True, axis="y", alpha=0.3)
+    return _save(fig, out_path)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(
-        description="Plot the loss curves of a training run.",
+        description="Plot the loss curves of a training run, or of a model's training stages.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("exp", type=Path, help="experiment folder holding log.jsonl")
+    p.add_argument("exp", type=Path, nargs="?", help="experiment folder holding log.jsonl")
+    p.add_argument(
+        "--history",
+        nargs="+",
+        metavar="[NAME=]LOG",
+        help="instead of EXP: the log.jsonl of each training stage, in order, drawn end to end",
+    )
     p.add_argument("--out", type=Path, default=None, help="PNG to write (default: EXP/loss.png)")
     args = p.parse_args(argv)
+    if args.history:
+        if args.exp is not None or args.out is None:
+            p.error("--history takes the stages' logs and --out, and no EXP")
+        stages = [_stage_name(spec) for spec in args.history]
+        missing = [str(log) for _, log in stages if not log.is_file()]
+        if missing:
+            p.error(f"no such log: {', '.join(missing)}")
+        out = plot_history(stages, args.out)
+        print(out if out else "nothing to plot: no stage's log has a train event")
+        return
+    if args.exp is None:
+        p.error("give an experiment folder, or --history")
     out = plot_losses(args.exp / "log.jsonl", args.out or args.exp / "loss.png")
     print(out if out else f"nothing to plot in {args.exp / 'log.jsonl'}")
 

@@ -169,6 +169,8 @@ EXP=${EXP:-exp/ds2_large_synth}
 OUT=${OUT:-checkpoints/ds2-large-synth}
 # NOTES: a Markdown file of the run's history, for the card's "Training notes"
 NOTES=${NOTES:-}
+# HISTORY: a PNG of every stage's curves end to end (python -m train.plots --history), for the card
+HISTORY=${HISTORY:-}
 read -r -a TRAIN_EXTRA <<< "${TRAIN_ARGS:---max-hours 0.3}"   # the run's length
 # FINETUNE=1 adds a fine-tune of the run's mean on short utterances and the real prompts as well
 # (the small model's mix, which is what moved its real-speech figures). Not run yet: the shipped
@@ -708,6 +710,7 @@ if run_from export; then
     TESTS+=(kokoro_unseen_voice=data/kokoro/test_unseen_voice.jsonl)
   EXTRA=()
   [ -n "$NOTES" ] && EXTRA+=(--notes "$NOTES")
+  [ -n "$HISTORY" ] && EXTRA+=(--history-png "$HISTORY")
   python -m train.export --checkpoint "$EXP/avg" --out "$OUT" --overwrite --quantize 6 \
     --quantize-finer rnn.weight_hh convs head \
     --lm "$LM_DIR" --tune "$EXP/tune/tune.json" --loss-png "${CURVES:-$EXP}/loss.png" \

@@ -1,0 +1,76 @@
+"""train.plots: one run's curves, and a model's training stages drawn end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from train import plots
+
+
+def _log(path, events):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def _train(step, loss, elapsed):
+    return {"event": "train", "step": step, "loss": loss, "elapsed": elapsed, "audio_s_per_s": 36}
+
+
+def _valid(step, cer):
+    return {"event": "valid", "step": step, "loss": 1.0, "cer": cer, "wer": 2 * cer}
+
+
+@pytest.fixture
+def stages(tmp_path):
+    first = _log(tmp_path / "exp" / "scratch" / "log.jsonl",
+                 [_train(s, 3.0 / s, s) for s in range(10, 110, 10)]
+                 + [_valid(50, 0.4), _valid(100, 0.2)])  # fmt: skip
+    # resumed at step 20: steps 30 and 40 are logged twice, the later record kept; it ends on a
+    # validation past its last train event
+    second = _log(tmp_path / "deep2_log.jsonl",
+                  [_train(s, 0.9, s) for s in (10, 20, 30, 40)]
+                  + [_train(s, 0.5, s) for s in (30, 40, 50)] + [_valid(60, 0.1)])  # fmt: skip
+    # a stage that logged nothing trainable yet is left out
+    empty = _log(tmp_path / "empty_log.jsonl", [{"event": "data", "step": 0}])
+    return [("scratch", first), ("deep2", second), ("empty", empty)]
+
+
+def test_history_lays_the_stages_end_to_end(stages):
+    runs = plots.history_runs(stages)
+    assert [(name, start) for name, start, *_ in runs] == [("scratch", 0), ("deep2", 100)]
+    _, _, train, valid, hours = runs[1]
+    assert [e["step"] for e in train] == [10, 20, 30, 40, 50]
+    assert [e["loss"] for e in train] == [0.9, 0.9, 0.5, 0.5, 0.5]
+    assert [e["cer"] for e in valid] == [0.1]
+    # 36 audio-s per s over the first run's 100 s of training: one hour of audio
+    assert runs[0][4] == pytest.approx(1.0)
+
+
+def test_history_figure_is_drawn(stages, tmp_path):
+    out = plots.plot_history(stages, tmp_path / "history.png")
+    with Image.open(out) as im:
+        assert im.size == (1200, 650)
+        assert np.asarray(im.convert("L")).std() > 10
+    assert not list(tmp_path.glob(".*.tmp.png"))
+    assert plots.plot_history(stages[2:], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_history_cli_names_stages_and_refuses_bad_input(stages, tmp_path, capsys):
+    assert plots._stage_name("a/b/deep7_log.jsonl")[0] == "deep7"
+    assert plots._stage_name("exp/ds2_large_gpu/log.jsonl")[0] == "ds2_large_gpu"
+    assert plots._stage_name("first=x/log.jsonl") == ("first", plots.Path("x/log.jsonl"))
+    out = tmp_path / "h.png"
+    plots.main(["--history", f"scratch={stages[0][1]}", str(stages[1][1]), "--out", str(out)])
+    assert capsys.readouterr().out.strip() == str(out) and out.is_file()
+    for argv, message in [
+        (["--history", str(tmp_path / "nope.jsonl"), "--out", str(out)], "no such log"),
+        (["--history", str(stages[0][1])], "--history takes"),
+        ([], "give an experiment folder"),
+    ]:
+        with pytest.raises(SystemExit):
+            plots.main(argv)
+        assert message in capsys.readouterr().err
