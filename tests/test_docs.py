@@ -69,6 +69,7 @@ def test_status_note_quotes_the_default_model():
         ("WER", got["greedy"][1]),
         ("LM WER", got["beam_lm"][1]),
     ]:
-        assert f"{what} {value:.1f} %" in note, (
+        # to one decimal, or two where one would blur a target (7.98 % against 8 %)
+        assert f"{what} {value:.1f} %" in note or f"{what} {value:.2f} %" in note, (
             f"the README's model status should give {default}'s {what} {value:.1f} %: {note}"
         )

@@ -149,7 +149,14 @@
 #   soup19  the mean of soup18 and the deep21 mean, as stored (6/7 bits): greedy CER
 #           test_unseen_voice 8.02 % (flite rms 16.9-19.8 %), real_asterisk_test 15.66 %,
 #           short_unseen_voice 11.97 %, real_dev 61.95 %, unseen Kokoro voices 18.55 %, valid
-#           5.34 % (shipped)
+#           5.34 % (shipped in session 42, then soup20)
+#   deep22  on a 2-core CPU (sessions 42-43, resumed once): data/synth_deep22; 659 steps in the
+#           1.35-h clock, 13-17 audio-s/s, 21.7 h of audio heard; natural-voice validation CER
+#           7.2 -> 6.8 %
+#   soup20  the mean of soup19 and the deep22 mean, as stored (6/7 bits): greedy CER
+#           test_unseen_voice 7.98 % (flite rms 16.6-19.9 %), real_asterisk_test 15.47 %,
+#           short_unseen_voice 11.75 %, real_dev 60.00 %, unseen Kokoro voices 18.16 %, valid
+#           5.25 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -189,7 +196,7 @@ stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
   soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
-  deep22 soup20 average tune export)
+  deep22 soup20 deep23 soup21 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -679,17 +686,25 @@ soup_stage soup18
 # fresh 8-h corpus (seed 51).
 every_voice_stage deep21 1.35 1 51 2046 1.5e-4 "${SLOWER[@]}"
 
-# soup19 (session 42, shipped): the mean of soup18 and the deep21 round's mean.
+# soup19 (session 42, shipped, then soup20): the mean of soup18 and the deep21 round's mean.
 # SOUP19=0 ships the deep21 round's own mean instead.
 soup_stage soup19
 
-# deep22 (started in session 42): a twenty-second round, from soup19, as deep21 on another
+# deep22 (sessions 42-43): a twenty-second round, from soup19, as deep21 on another
 # fresh 8-h corpus (seed 53).
 every_voice_stage deep22 1.35 1 53 2047 1.5e-4 "${SLOWER[@]}"
 
-# soup20: the mean of soup19 and the deep22 round's mean.
+# soup20 (session 43, shipped): the mean of soup19 and the deep22 round's mean.
 # SOUP20=0 ships the deep22 round's own mean instead.
 soup_stage soup20
+
+# deep23 (started in session 43): a twenty-third round, from soup20, as deep22 on another
+# fresh 8-h corpus (seed 55).
+every_voice_stage deep23 1.35 1 55 2048 1.5e-4 "${SLOWER[@]}"
+
+# soup21: the mean of soup20 and the deep23 round's mean.
+# SOUP21=0 ships the deep23 round's own mean instead.
+soup_stage soup21
 
 if run_from average; then
   mean_of "$EXP"
