@@ -169,8 +169,13 @@ def history_runs(stages: list[tuple[str, str | os.PathLike]]) -> list[tuple]:
         train = sorted({e["step"]: e for e in train}.values(), key=lambda e: e["step"])
         valid = sorted({e["step"]: e for e in valid}.values(), key=lambda e: e["step"])
         runs.append((name, offset, train, valid, audio_hours_seen(events)))
-        offset += max(e["step"] for e in train + valid)
+        offset += _last_step(train, valid)
     return runs
+
+
+def _last_step(train: list[dict], valid: list[dict]) -> int:
+    """The last step a stage logged, where the next stage starts."""
+    return max(e["step"] for e in train + valid)
 
 
 def plot_history(
@@ -191,7 +196,8 @@ def plot_history(
     runs = history_runs(stages)
     if not runs:
         return None
-    total_steps = runs[-1][1] + max(e["step"] for e in runs[-1][2] + runs[-1][3])
+    name, start, train, valid, _ = runs[-1]
+    total_steps = start + _last_step(train, valid)
     fig, (ax_loss, ax_cer) = plt.subplots(
         2, 1, figsize=(12, 6.5), sharex=True, constrained_layout=True
     )
