@@ -355,6 +355,20 @@ def test_export_ships_the_training_history_figure_when_given(experiment, tmp_pat
     assert "history.png" not in (export(ckpt, tmp_path / "plain") / "README.md").read_text()
 
 
+def test_export_refuses_a_missing_loss_curve_before_writing_anything(experiment, tmp_path):
+    ckpt, _ = experiment
+    with pytest.raises(DS2Error, match="loss curve not found"):
+        export(ckpt, tmp_path / "never", loss_png=tmp_path / "nope.png")
+    # checked before the temporary folder is made: nothing of the export is left behind
+    assert not (tmp_path / "never").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    curve = tmp_path / "curve.png"
+    curve.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\2" * 50)
+    assert (export(ckpt, tmp_path / "given", loss_png=curve) / "loss.png").read_bytes() == (
+        curve.read_bytes()
+    )
+
+
 def test_cli_and_push(experiment, tmp_path, monkeypatch, capsys):
     import huggingface_hub
 

@@ -26,12 +26,15 @@ def _valid(step, cer):
 @pytest.fixture
 def stages(tmp_path):
     first = _log(tmp_path / "exp" / "scratch" / "log.jsonl",
-                 [_train(s, 3.0 / s, s) for s in range(10, 110, 10)]
+                 [{"event": "data", "step": 0, "valid_utterances": 1000}]
+                 + [_train(s, 3.0 / s, s) for s in range(10, 110, 10)]
                  + [_valid(50, 0.4), _valid(100, 0.2)])  # fmt: skip
     # resumed at step 20: steps 30 and 40 are logged twice, the later record kept; it ends on a
     # validation past its last train event
     second = _log(tmp_path / "deep2_log.jsonl",
-                  [_train(s, 0.9, s) for s in (10, 20, 30, 40)]
+                  [{"event": "data", "step": 0, "valid_utterances": 300},
+                   {"event": "data", "step": 20, "valid_utterances": 200}]
+                  + [_train(s, 0.9, s) for s in (10, 20, 30, 40)]
                   + [_train(s, 0.5, s) for s in (30, 40, 50)] + [_valid(60, 0.1)])  # fmt: skip
     # a stage that logged nothing trainable yet is left out
     empty = _log(tmp_path / "empty_log.jsonl", [{"event": "data", "step": 0}])
@@ -41,12 +44,30 @@ def stages(tmp_path):
 def test_history_lays_the_stages_end_to_end(stages):
     runs = plots.history_runs(stages)
     assert [(name, start) for name, start, *_ in runs] == [("scratch", 0), ("deep2", 100)]
-    _, _, train, valid, hours = runs[1]
+    _, _, train, valid, hours, clips = runs[1]
     assert [e["step"] for e in train] == [10, 20, 30, 40, 50]
     assert [e["loss"] for e in train] == [0.9, 0.9, 0.5, 0.5, 0.5]
     assert [e["cer"] for e in valid] == [0.1]
     # 36 audio-s per s over the first run's 100 s of training: one hour of audio
     assert runs[0][4] == pytest.approx(1.0)
+    # the validation set's size is the one the stage's last data event gives
+    assert (runs[0][5], clips) == (1000, 200)
+
+
+def test_history_marks_each_validation_set_size_apart(stages, tmp_path):
+    runs = plots.history_runs(stages)
+    assert plots.valid_markers(runs) == {1000: "o", 200: "s"}
+    # a stage validated on a set as large as an earlier one shares its marker; one that never
+    # validated takes none; a log without a data event is its own, unrecorded, size
+    third = _log(tmp_path / "third_log.jsonl",
+                 [{"event": "data", "step": 0, "valid_utterances": 1000}, _train(5, 0.4, 5),
+                  _valid(5, 0.1)])  # fmt: skip
+    silent = _log(tmp_path / "silent_log.jsonl",
+                  [{"event": "data", "step": 0, "valid_utterances": 7},
+                   _train(5, 0.4, 5)])  # fmt: skip
+    old = _log(tmp_path / "old_log.jsonl", [_train(5, 0.4, 5), _valid(5, 0.1)])
+    more = plots.history_runs(stages + [("third", third), ("silent", silent), ("old", old)])
+    assert plots.valid_markers(more) == {1000: "o", 200: "s", None: "^"}
 
 
 def test_history_figure_is_drawn(stages, tmp_path):

@@ -145,6 +145,25 @@ def _find_in_run(checkpoint: Path, filename: str) -> Path | None:
     return None
 
 
+def _training_figures(checkpoint: Path, loss_png, history_png) -> dict[str, Path]:
+    """The card's training figures, {name in the folder: source}: the loss curve (``loss_png``,
+    else the run's own) and the stage history (``history_png``, only when given). A named
+    figure that is missing fails here, before anything is written."""
+    loss = Path(loss_png) if loss_png else _find_in_run(checkpoint, LOSS_PNG)
+    history = Path(history_png) if history_png is not None else None
+    figures = {}
+    for dest, src, what in (
+        (LOSS_PNG, loss, "loss curve"),
+        (HISTORY_PNG, history, "training history figure"),
+    ):
+        if src is None:
+            continue
+        if not src.is_file():
+            raise DS2Error(f"{what} not found: {src}")
+        figures[dest] = src
+    return figures
+
+
 def _with_audio_seen(training: dict, events: list[dict]) -> dict:
     """Fill ``audio_hours_seen`` (and epochs from it) for checkpoints from before the trainer
     counted it, estimating from the run's log ``events``; the old epochs were a position in the
@@ -618,6 +637,7 @@ def export(
     name = name or out.name
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DS2Error(f"{out} exists and is not empty; pass --overwrite to replace it")
+    figures = _training_figures(checkpoint, loss_png, history_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".tmp-{out.name}-"))
     try:
@@ -660,15 +680,8 @@ def export(
             cfg["decoder"] = {"lexicon": "lexicon.txt", "lm": lm_file.name, **weights_cfg}
         (tmp / CONFIG_NAME).write_text(json.dumps(cfg, indent=2) + "\n")
 
-        loss = Path(loss_png) if loss_png else _find_in_run(checkpoint, LOSS_PNG)
-        if loss is not None:
-            if not loss.is_file():
-                raise DS2Error(f"loss curve not found: {loss}")
-            shutil.copy2(loss, tmp / LOSS_PNG)
-        if history_png is not None:
-            if not Path(history_png).is_file():
-                raise DS2Error(f"training history figure not found: {history_png}")
-            shutil.copy2(history_png, tmp / HISTORY_PNG)
+        for dest, src in figures.items():
+            shutil.copy2(src, tmp / dest)
 
         load_folder(tmp)  # the export must load before it replaces anything
 

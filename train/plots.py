@@ -154,10 +154,11 @@ def _stage_name(spec: str) -> tuple[str, Path]:
 
 
 def history_runs(stages: list[tuple[str, str | os.PathLike]]) -> list[tuple]:
-    """``(name, first step, train events, valid events, audio hours heard)`` of each stage whose
-    log has a train event, the stages laid end to end: a stage starts where the one before it
-    ended (its last logged step). A resumed run logs the steps after its checkpoint again; the
-    later record of a step is kept."""
+    """``(name, first step, train events, valid events, audio hours heard, validation clips)``
+    of each stage whose log has a train event, the stages laid end to end: a stage starts where
+    the one before it ended (its last logged step). A resumed run logs the steps after its
+    checkpoint again; the later record of a step is kept. Validation clips: the size of the
+    stage's validation set as its last ``data`` event gives it (None if none does)."""
     runs = []
     offset = 0
     for name, log in stages:
@@ -168,9 +169,24 @@ def history_runs(stages: list[tuple[str, str | os.PathLike]]) -> list[tuple]:
             continue
         train = sorted({e["step"]: e for e in train}.values(), key=lambda e: e["step"])
         valid = sorted({e["step"]: e for e in valid}.values(), key=lambda e: e["step"])
-        runs.append((name, offset, train, valid, audio_hours_seen(events)))
+        sizes = [e["valid_utterances"] for e in events if e.get("event") == "data"]
+        clips = sizes[-1] if sizes else None
+        runs.append((name, offset, train, valid, audio_hours_seen(events), clips))
         offset += _last_step(train, valid)
     return runs
+
+
+VALID_MARKERS = "os^Dv<>p*h"
+
+
+def valid_markers(runs: list[tuple]) -> dict:
+    """A marker for each validation set size among the stages that validated, in order of first
+    use: stages validated on differently sized sets are told apart in the figure's legend."""
+    sizes: dict = {}
+    for *_, valid, _hours, clips in runs:
+        if valid and clips not in sizes:
+            sizes[clips] = VALID_MARKERS[len(sizes) % len(VALID_MARKERS)]
+    return sizes
 
 
 def _last_step(train: list[dict], valid: list[dict]) -> int:
@@ -196,14 +212,15 @@ def plot_history(
     runs = history_runs(stages)
     if not runs:
         return None
-    name, start, train, valid, _ = runs[-1]
+    name, start, train, valid, *_ = runs[-1]
     total_steps = start + _last_step(train, valid)
+    markers = valid_markers(runs)
     fig, (ax_loss, ax_cer) = plt.subplots(
         2, 1, figsize=(12, 6.5), sharex=True, constrained_layout=True
     )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     total_hours = 0.0
-    for i, (name, start, train, valid, hours) in enumerate(runs):
+    for i, (name, start, train, valid, hours, clips) in enumerate(runs):
         color = colors[i % len(colors)]
         ax_loss.plot(
             [start + e["step"] for e in train], _smooth([e["loss"] for e in train]), color=color
@@ -212,7 +229,8 @@ def plot_history(
             ax_cer.plot(
                 [start + e["step"] for e in valid],
                 [100 * e["cer"] for e in valid],
-                "o-",
+                "-",
+                marker=markers[clips],
                 color=color,
                 markersize=3,
             )
@@ -240,6 +258,12 @@ def plot_history(
     ax_cer.set_xlabel("step (all stages)")
     ax_cer.set_ylim(bottom=0)
     ax_cer.grid(True, axis="y", alpha=0.3)
+    if markers:
+        for clips, marker in markers.items():
+            what = f"{clips:,} clips" if clips is not None else "a set of unrecorded size"
+            label = f"validated on {what}"
+            ax_cer.plot([], [], linestyle="", marker=marker, color="0.3", label=label)
+        ax_cer.legend(loc="upper right", fontsize=8, title="each stage on its own set")
     return _save(fig, out_path)
 
 
