@@ -26,7 +26,7 @@ ROUNDS = [
     ("deep10", "1.25"),
     *[(f"deep{n}", "1.35") for n in range(11, 15)],
     ("deep15", "1.1"),
-    *[(f"deep{n}", "1.35") for n in range(16, 24)],
+    *[(f"deep{n}", "1.35") for n in range(16, 25)],
 ]
 LAST_ROUND = ROUNDS[-1][0]
 

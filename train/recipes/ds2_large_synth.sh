@@ -156,7 +156,15 @@
 #   soup20  the mean of soup19 and the deep22 mean, as stored (6/7 bits): greedy CER
 #           test_unseen_voice 7.98 % (flite rms 16.6-19.9 %), real_asterisk_test 15.47 %,
 #           short_unseen_voice 11.75 %, real_dev 60.00 %, unseen Kokoro voices 18.16 %, valid
-#           5.25 % (shipped)
+#           5.25 % (shipped in session 43, then soup21; on the clips as rebuilt in session 44:
+#           test_unseen_voice 8.07 %, short_unseen_voice 11.88 %)
+#   deep23  on a slower 2-core CPU (session 44): data/synth_deep23; 413 steps in the 1.35-h
+#           clock, 9-11.5 audio-s/s, 13.7 h of audio heard; natural-voice validation CER
+#           7.15 -> 6.93 % (6.84 @315)
+#   soup21  the mean of soup20 and the deep23 mean, as stored (6/7 bits), on session 44's
+#           rebuilt clips: greedy CER test_unseen_voice 8.03 % (flite rms 16.4-19.7 %),
+#           real_asterisk_test 15.33 %, short_unseen_voice 11.57 %, real_dev 60.60 %, unseen
+#           Kokoro voices 18.12 %, valid 5.18 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -196,7 +204,7 @@ stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
   soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
-  deep22 soup20 deep23 soup21 average tune export)
+  deep22 soup20 deep23 soup21 deep24 soup22 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -694,17 +702,25 @@ soup_stage soup19
 # fresh 8-h corpus (seed 53).
 every_voice_stage deep22 1.35 1 53 2047 1.5e-4 "${SLOWER[@]}"
 
-# soup20 (session 43, shipped): the mean of soup19 and the deep22 round's mean.
+# soup20 (session 43, shipped, then soup21): the mean of soup19 and the deep22 round's mean.
 # SOUP20=0 ships the deep22 round's own mean instead.
 soup_stage soup20
 
-# deep23 (started in session 43): a twenty-third round, from soup20, as deep22 on another
-# fresh 8-h corpus (seed 55).
+# deep23 (session 44): a twenty-third round, from soup20, as deep22 on another fresh 8-h corpus
+# (seed 55).
 every_voice_stage deep23 1.35 1 55 2048 1.5e-4 "${SLOWER[@]}"
 
-# soup21: the mean of soup20 and the deep23 round's mean.
+# soup21 (session 44, shipped): the mean of soup20 and the deep23 round's mean.
 # SOUP21=0 ships the deep23 round's own mean instead.
 soup_stage soup21
+
+# deep24 (not run yet): a twenty-fourth round, from soup21, as deep23 on another fresh 8-h
+# corpus (seed 57).
+every_voice_stage deep24 1.35 1 57 2049 1.5e-4 "${SLOWER[@]}"
+
+# soup22: the mean of soup21 and the deep24 round's mean.
+# SOUP22=0 ships the deep24 round's own mean instead.
+soup_stage soup22
 
 if run_from average; then
   mean_of "$EXP"
