@@ -161,3 +161,38 @@ def test_weighted_mean_follows_the_folders_given_order(tmp_path, capsys):
     for bad in (["1"], ["1", "0"], ["1", "-2"]):
         with pytest.raises(SystemExit, match="one positive number per checkpoint"):
             main([*map(str, folders), "--weights", *bad, "--out", str(tmp_path / "x")])
+
+
+def test_an_exported_folder_is_averaged_as_the_float32_weights_it_stands_for(tmp_path):
+    from ds2.checkpoint import dequantize_weights
+    from train.export import export
+
+    src = make_tiny_checkpoint(tmp_path / "exp" / "checkpoints" / "step-100", seed=3, steps=100)
+    shipped = export(src, tmp_path / "shipped", quantize=6, quantize_finer=["head"])
+    packed = load_file(str(shipped / "model.safetensors"))
+    assert any(not v.is_floating_point() and v.dim() == 1 and k != "num_batches_tracked"
+               for k, v in packed.items())  # fmt: skip
+    want = dequantize_weights(packed)
+
+    out = average_checkpoints([shipped], tmp_path / "float")
+    got = load_file(str(out / "model.safetensors"))
+    assert got.keys() == want.keys() == load_file(str(src / "model.safetensors")).keys()
+    for k, v in got.items():
+        if want[k].is_floating_point():
+            assert v.dtype == torch.float32  # fp16 and quantized tensors come back as float32
+            torch.testing.assert_close(v, want[k].float(), rtol=0, atol=1e-7)
+        else:
+            assert torch.equal(v, want[k])
+    cfg = json.loads((out / "config.json").read_text())
+    # the average names no LM (none is copied) and is no export of any dtype
+    assert "decoder" not in cfg and "exported_weights" not in cfg["training"]
+    assert ds2.load_model(str(out)).model is not None
+
+    # a shipped folder and a training checkpoint average in float32, as two float runs would
+    mixed = average_checkpoints([shipped, src], tmp_path / "mixed", mixed=True)
+    plain = load_file(str(src / "model.safetensors"))
+    for k, v in load_file(str(mixed / "model.safetensors")).items():
+        if v.is_floating_point():
+            torch.testing.assert_close(
+                v.double(), (want[k].double() + plain[k].double()) / 2, rtol=0, atol=1e-6
+            )

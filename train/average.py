@@ -13,6 +13,14 @@ Checkpoints of several runs are refused unless ``--mixed`` is given, since the r
 the newest checkpoint's; with it, each source is listed in ``training.averaged_from``.
 ``--weights`` takes a weighted mean (one relative weight per folder, in the order given), recorded
 in ``training.averaged_weights``.
+
+A shipped model folder (``train.export``'s fp16 or 6/7-bit weights) is read as the float32
+weights it stands for, so the mean of one such folder is its float32 copy, the start a new
+round's soup needs on a machine that has only the shipped folder::
+
+    python -m train.average checkpoints/ds2-large-synth --out exp/ds2_large_soup21/avg
+
+The output names no LM (``decoder`` is dropped: its files are not copied along).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from ds2.checkpoint import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     atomic_write_bytes,
+    dequantize_weights,
     read_config,
     safetensors_bytes,
 )
@@ -121,6 +130,7 @@ def average_checkpoints(
             state = load_file(str(f / WEIGHTS_NAME))
         except Exception as e:
             raise CheckpointError(f"{f / WEIGHTS_NAME} is unreadable ({e})") from None
+        state = _as_float32(state)
         if total and state.keys() != total.keys():
             raise CheckpointError(f"'{f}' holds other tensors than '{folders[0]}'")
         for k, v in state.items():
@@ -134,8 +144,11 @@ def average_checkpoints(
         k: v.to(newest[k].dtype) if newest[k].is_floating_point() else newest[k]
         for k, v in total.items()
     }
-    cfg = configs[-1]
-    cfg.setdefault("training", {})["averaged_steps"] = steps
+    cfg = {k: v for k, v in configs[-1].items() if k != "decoder"}
+    cfg["training"] = {
+        k: v for k, v in (cfg.get("training") or {}).items() if k != "exported_weights"
+    }
+    cfg["training"]["averaged_steps"] = steps
     if len(set(share)) > 1:
         cfg["training"]["averaged_weights"] = [round(w, 6) for w in share]
     if len(runs_seen) > 1:
@@ -148,6 +161,15 @@ def average_checkpoints(
     atomic_write_bytes(out / WEIGHTS_NAME, safetensors_bytes(avg, {"format": "pt"}))
     atomic_write_bytes(out / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
     return out
+
+
+def _as_float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors as training holds them: quantized weights unpacked, fp16 and bf16
+    ones in float32 (what an exported folder's weights stand for); others as they are."""
+    state = dequantize_weights(state)
+    return {
+        k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()
+    }
 
 
 def main(argv=None) -> None:
