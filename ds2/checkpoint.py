@@ -322,9 +322,15 @@ def quantize_weights(
 
 
 def dequantize_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Undo :func:`quantize_weights`: float32 weights; other checkpoints pass as they are."""
+    """The float32 weights a stored state stands for: :func:`quantize_weights` undone, and
+    float16 or bfloat16 tensors (its vectors, a ``--half`` export's) in float32; a float32
+    checkpoint passes as it is."""
     suffixes = (QUANT_SCALE, QUANT_SHAPE)
-    out = {k: v for k, v in state.items() if not k.endswith(suffixes)}
+    out = {
+        k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+        for k, v in state.items()
+        if not k.endswith(suffixes)
+    }
     names = {k[: -len(sfx)] for k in state for sfx in suffixes if k.endswith(sfx)}
     for name in sorted(names):
         packed, scale, meta = (state.get(name + sfx) for sfx in ("", *suffixes))

@@ -237,6 +237,7 @@ def test_quantized_weights_round_trip_within_half_a_step(bits):
     assert q["bias"].dtype == torch.float16 and q["count"].dtype == torch.int64
     d = dequantize_weights(q)
     assert set(d) == set(state) and d["w"].dtype == torch.float32
+    assert d["bias"].dtype == torch.float32  # the float16 vectors come back as float32 too
     assert d["w"].shape == (6, 4, 3)
     step = state["w"].abs().amax(dim=(1, 2)) / (2 ** (bits - 1) - 1)  # one code step per row
     assert ((d["w"] - state["w"]).abs().amax(dim=(1, 2)) <= step / 2 + 1e-6).all()

@@ -130,7 +130,7 @@ def average_checkpoints(
             state = load_file(str(f / WEIGHTS_NAME))
         except Exception as e:
             raise CheckpointError(f"{f / WEIGHTS_NAME} is unreadable ({e})") from None
-        state = _as_float32(state)
+        state = dequantize_weights(state)  # a shipped folder: the float32 it stands for
         if total and state.keys() != total.keys():
             raise CheckpointError(f"'{f}' holds other tensors than '{folders[0]}'")
         for k, v in state.items():
@@ -161,15 +161,6 @@ def average_checkpoints(
     atomic_write_bytes(out / WEIGHTS_NAME, safetensors_bytes(avg, {"format": "pt"}))
     atomic_write_bytes(out / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
     return out
-
-
-def _as_float32(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors as training holds them: quantized weights unpacked, fp16 and bf16
-    ones in float32 (what an exported folder's weights stand for); others as they are."""
-    state = dequantize_weights(state)
-    return {
-        k: v.float() if v.dtype in (torch.float16, torch.bfloat16) else v for k, v in state.items()
-    }
 
 
 def main(argv=None) -> None:

@@ -169,8 +169,8 @@ def history_runs(stages: list[tuple[str, str | os.PathLike]]) -> list[tuple]:
             continue
         train = sorted({e["step"]: e for e in train}.values(), key=lambda e: e["step"])
         valid = sorted({e["step"]: e for e in valid}.values(), key=lambda e: e["step"])
-        sizes = [e["valid_utterances"] for e in events if e.get("event") == "data"]
-        clips = sizes[-1] if sizes else None
+        sizes = [e.get("valid_utterances") for e in events if e.get("event") == "data"]
+        clips = next((n for n in reversed(sizes) if n is not None), None)
         runs.append((name, offset, train, valid, audio_hours_seen(events), clips))
         offset += _last_step(train, valid)
     return runs
@@ -212,7 +212,7 @@ def plot_history(
     runs = history_runs(stages)
     if not runs:
         return None
-    name, start, train, valid, *_ = runs[-1]
+    _, start, train, valid, *_ = runs[-1]
     total_steps = start + _last_step(train, valid)
     markers = valid_markers(runs)
     fig, (ax_loss, ax_cer) = plt.subplots(
