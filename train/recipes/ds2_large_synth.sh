@@ -164,7 +164,13 @@
 #   soup21  the mean of soup20 and the deep23 mean, as stored (6/7 bits), on session 44's
 #           rebuilt clips: greedy CER test_unseen_voice 8.03 % (flite rms 16.4-19.7 %),
 #           real_asterisk_test 15.33 %, short_unseen_voice 11.57 %, real_dev 60.60 %, unseen
-#           Kokoro voices 18.12 %, valid 5.18 % (shipped)
+#           Kokoro voices 18.12 %, valid 5.18 % (shipped; 8.14 % in float32)
+#   deep24  on the same CPU (session 45): data/synth_deep24; 413 steps in the 1.35-h clock,
+#           9-11 audio-s/s; natural-voice validation CER 6.98 -> 6.91 % (6.89 @212)
+#   soup22  the mean of soup21 and the deep24 mean, as stored, on the same clips: greedy CER
+#           test_unseen_voice 8.13 % (8.23 % in float32; flite rms 16.8-20.1 %),
+#           real_asterisk_test 15.09 %, short_unseen_voice 11.39 %, real_dev 60.75 %, unseen
+#           Kokoro voices 18.39 %, valid 5.18 % (not shipped: soup21 stays)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -714,11 +720,12 @@ every_voice_stage deep23 1.35 1 55 2048 1.5e-4 "${SLOWER[@]}"
 # SOUP21=0 ships the deep23 round's own mean instead.
 soup_stage soup21
 
-# deep24 (not run yet): a twenty-fourth round, from soup21, as deep23 on another fresh 8-h
-# corpus (seed 57).
+# deep24 (session 45): a twenty-fourth round, from soup21, as deep23 on another fresh 8-h
+# corpus (seed 57). DEEP24=0 skips it (and soup22), and the recipe ships soup21.
 every_voice_stage deep24 1.35 1 57 2049 1.5e-4 "${SLOWER[@]}"
 
-# soup22: the mean of soup21 and the deep24 round's mean.
+# soup22 (session 45, not shipped: test_unseen_voice 8.13 % greedy CER as stored, against
+# soup21's 8.03): the mean of soup21 and the deep24 round's mean.
 # SOUP22=0 ships the deep24 round's own mean instead.
 soup_stage soup22
 
