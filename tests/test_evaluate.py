@@ -284,7 +284,50 @@ def test_evaluate_breaks_a_set_down_by_voice(tiny_checkpoint, test_set, tmp_path
     assert s["modes"]["greedy"]["by_group"]["voice-0"]["wer"] == pytest.approx(
         error_rates([hyps[0]["ref"]], [hyps[0]["hyp"]])["wer"]
     )
+    # the clips the scores belong to: one hash per set and per voice, each over its own files
+    from train.manifest import audio_hashes, combined_hash
+
+    assert s["audio_sha256"] == combined_hash(audio_hashes(rows))
+    assert s["audio_sha256_by_group"] == {
+        f"voice-{i}": combined_hash(audio_hashes([row])) for i, row in enumerate(rows)
+    }
     md = (out / "results.md").read_text()
     assert "## By voice" in md and "| speaker | utterances | greedy | beam |" in md
     assert "| voice-1 | 1 |" in md
     assert (out / "voices.png").stat().st_size > 1000
+
+
+def test_a_rebuilt_clip_changes_the_set_hash_and_the_log_probs_cache(
+    tiny_checkpoint, test_set, tmp_path, monkeypatch
+):
+    """Re-synthesis keeps a clip's path and duration but not its bytes: the set's recorded hash
+    moves, and log-probs cached for the old clip are not reused."""
+    import shutil
+
+    import train.evaluate as ev
+
+    manifest, _ = test_set
+    d = tmp_path / "set"
+    shutil.copytree(manifest.parent, d)
+    kw = dict(device="cpu", log_probs_dir=tmp_path / "lp")
+    first = evaluate(str(tiny_checkpoint), [f"t={d / manifest.name}"], "greedy", **kw)
+    runs = []
+    real = ev.infer_log_probs
+    monkeypatch.setattr(ev, "infer_log_probs", lambda *a, **k: runs.append(1) or real(*a, **k))
+    same = evaluate(str(tiny_checkpoint), [f"t={d / manifest.name}"], "greedy", **kw)
+    assert runs == [] and same["sets"]["t"]["inference_cached"]
+    assert same["sets"]["t"]["audio_sha256"] == first["sets"]["t"]["audio_sha256"]
+    clip = d / "utt1.wav"
+    audio, sr = sf.read(clip, dtype="int16")
+    audio[len(audio) // 2] += 1  # one sample one step off: the same length, other bytes
+    sf.write(clip, audio, sr)
+    rebuilt = evaluate(str(tiny_checkpoint), [f"t={d / manifest.name}"], "greedy", **kw)
+    assert runs == [1] and "inference_cached" not in rebuilt["sets"]["t"]
+    assert rebuilt["sets"]["t"]["audio_sha256"] != first["sets"]["t"]["audio_sha256"]
+
+
+def test_audio_hashes_name_a_missing_clip(tmp_path):
+    from train.manifest import ManifestError, audio_hashes
+
+    with pytest.raises(ManifestError, match="gone.wav"):
+        audio_hashes([{"audio": str(tmp_path / "gone.wav")}])

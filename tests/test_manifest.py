@@ -179,3 +179,34 @@ def test_out_without_sample_hours_keeps_every_row_of_the_engines(tmp_path):
     out = tmp_path / "natural.jsonl"
     main([str(src), "--engines", "flite,festival", "--out", str(out)])
     assert read_manifest(out) == [rows[1], rows[2], rows[4]]
+
+
+def test_hash_tells_a_rebuilt_clip_from_the_same_one(tmp_path, capsys):
+    """--hash prints the set's and each voice's clip hash; rewriting one voice's clip with other
+    bytes moves the set's hash and that voice's, and leaves the other voice's alone."""
+    import hashlib
+
+    rows = []
+    for i, speaker in enumerate(["v1", "v1", "v2"]):
+        clip = tmp_path / f"{i}.flac"
+        clip.write_bytes(b"clip %d" % i)
+        rows.append({"audio": str(clip), "duration": 1.0, "text": "hi", "speaker": speaker})
+    m = write_manifest(tmp_path / "t.jsonl", rows)
+
+    def hashes():
+        main([str(m), "--hash"])
+        _, whole, *voices = capsys.readouterr().out.splitlines()
+        assert whole.startswith("  audio sha256 ")
+        return {"set": whole.split()[-1], **dict(v.strip().split(": ") for v in voices)}
+
+    before = hashes()
+    assert set(before) == {"set", "speaker v1 (2)", "speaker v2 (1)"}
+    one = hashlib.sha256(hashlib.sha256(b"clip 2").hexdigest().encode() + b"\n").hexdigest()
+    assert before["speaker v2 (1)"] == one
+    (tmp_path / "1.flac").write_bytes(b"clip 1, rebuilt")
+    after = hashes()
+    assert after["speaker v2 (1)"] == before["speaker v2 (1)"]
+    assert after["speaker v1 (2)"] != before["speaker v1 (2)"]
+    assert after["set"] != before["set"]
+    with pytest.raises(SystemExit):
+        main([str(m), "--hash", "--out", str(tmp_path / "x.jsonl")])

@@ -40,6 +40,7 @@ from ds2.decoding import DEFAULT_BEAM_WIDTH
 from ds2.errors import AudioError, DecoderError, DS2Error
 from ds2.features import compute_features, pad_features
 from ds2.text import normalize_text
+from train.manifest import audio_hashes, combined_hash
 
 MODES = ("greedy", "beam", "beam_lm")
 BATCH_SECONDS = 160.0  # padded audio seconds per forward pass; ~1 GB of activations for ds2-small
@@ -313,7 +314,7 @@ def infer_log_probs(
 
 def _log_probs_key(model: LoadedModel, rows: list[dict]) -> str:
     """A fingerprint of what the network's output depends on: its weights, its feature
-    settings and the utterances (audio path, duration), in order."""
+    settings and the utterances (audio path, duration and the file's bytes), in order."""
     import hashlib
 
     h = hashlib.sha256()
@@ -322,6 +323,7 @@ def _log_probs_key(model: LoadedModel, rows: list[dict]) -> str:
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     h.update(json.dumps(model.config.get("features"), sort_keys=True).encode())
     h.update(json.dumps([[str(r.get("audio")), r.get("duration")] for r in rows]).encode())
+    h.update(json.dumps(audio_hashes(rows)).encode())  # a re-synthesized clip is another input
     return h.hexdigest()
 
 
@@ -584,6 +586,14 @@ def evaluate(
             log_probs, cached = _log_probs_via_cache(loaded, rows, cache, **infer)
         infer_s = time.time() - t0
         set_res = {"utterances": len(rows), "hours": round(audio_s / 3600, 4)}
+        # which clips these scores belong to: a set rebuilt by re-synthesis reads differently
+        clip_hashes = audio_hashes(rows)
+        set_res["audio_sha256"] = combined_hash(clip_hashes)
+        if groups:
+            set_res["audio_sha256_by_group"] = {
+                g: combined_hash(h for h, gg in zip(clip_hashes, groups) if gg == g)
+                for g in sorted(set(groups))
+            }
         if cached:  # the network did not run: there is no inference time to report
             set_res["inference_cached"] = True
         else:

@@ -145,6 +145,41 @@ def manifest_stats(rows: Iterable[dict]) -> dict:
     }
 
 
+def audio_hashes(rows: Iterable[dict]) -> list[str]:
+    """The SHA-256 of each row's audio file, in row order.
+
+    Re-synthesized clips keep their paths and often their durations (espeak-ng is not bit-exact
+    across runs and hosts), so only the bytes tell a rebuilt set from the one a score was
+    measured on.
+
+    Raises
+    ------
+    ManifestError
+        A row's audio file is missing or unreadable; the message names it.
+    """
+    import hashlib
+
+    out = []
+    for row in rows:
+        path = Path(row["audio"])
+        try:
+            with open(path, "rb") as f:
+                out.append(hashlib.file_digest(f, "sha256").hexdigest())
+        except OSError as e:
+            raise ManifestError(f"cannot read audio '{path}': {e.strerror or e}") from e
+    return out
+
+
+def combined_hash(hashes: Iterable[str]) -> str:
+    """One SHA-256 over per-clip hashes (from :func:`audio_hashes`), order included."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for x in hashes:
+        h.update(x.encode() + b"\n")
+    return h.hexdigest()
+
+
 def sample_hours(rows: list[dict], hours: float, seed: int) -> list[dict]:
     """A random subset of ``rows`` holding about ``hours`` of audio (all of them if fewer),
     the same for the same rows and seed; rows keep their order."""
@@ -187,7 +222,15 @@ def main(argv=None) -> None:
         help="with --sample-hours: draw only from clips at most this long (s), so the subset "
         "keeps its hours when training drops longer clips",
     )
+    p.add_argument(
+        "--hash",
+        action="store_true",
+        help="also print the SHA-256 of the clips' bytes, for the set and for each voice (as "
+        "train.evaluate records them): whether a rebuilt set is the one a score was measured on",
+    )
     args = p.parse_args(argv)
+    if args.hash and (args.sample_hours is not None or args.out):
+        p.error("--hash prints the manifests' hashes; it takes no --sample-hours / --out")
     if args.sample_hours is not None or args.out:
         if not args.out or (args.sample_hours is not None and args.sample_hours <= 0):
             p.error("--sample-hours needs a positive number of hours and --out")
@@ -208,11 +251,28 @@ def main(argv=None) -> None:
         print(f"{args.out}: {s['utterances']} utterances, {s['hours']:.2f} h")
         return
     for m in args.manifests:
-        s = manifest_stats(read_manifest(m))
+        rows = read_manifest(m)
+        s = manifest_stats(rows)
         print(
             f"{m}: {s['utterances']} utterances, {s['hours']:.2f} h, {s['speakers']} speakers, "
             f"{s['min_s']:.1f}-{s['max_s']:.1f} s (mean {s['mean_s']:.1f} s)"
         )
+        if args.hash:
+            _print_hashes(rows)
+
+
+def _print_hashes(rows: list[dict]) -> None:
+    """The set's audio hash, then each group's (train.evaluate's grouping) when it has groups."""
+    from train.evaluate import group_key
+
+    hashes = audio_hashes(rows)
+    print(f"  audio sha256 {combined_hash(hashes)}")
+    key = group_key(rows)
+    if key:
+        groups = [str(r[key]) for r in rows]
+        for g in sorted(set(groups)):
+            mine = [h for h, gg in zip(hashes, groups) if gg == g]
+            print(f"  {key} {g} ({len(mine)}): {combined_hash(mine)}")
 
 
 if __name__ == "__main__":
