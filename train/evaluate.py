@@ -202,6 +202,22 @@ def group_key(rows: Sequence[dict]) -> str | None:
     return None
 
 
+def audio_fingerprint(rows: Sequence[dict], hashes: Sequence[str] | None = None) -> dict:
+    """Which clips a set's scores belong to: ``{"audio_sha256": the set's}``, and
+    ``"audio_sha256_by_group"`` (``{group: hash}``, :func:`group_key`'s groups) when it has
+    groups. ``hashes`` are the rows' :func:`~train.manifest.audio_hashes`, if already read."""
+    hashes = audio_hashes(rows) if hashes is None else hashes
+    out = {"audio_sha256": combined_hash(hashes)}
+    key = group_key(rows)
+    if key:
+        groups = [str(r[key]) for r in rows]
+        out["audio_sha256_by_group"] = {
+            g: combined_hash(h for h, gg in zip(hashes, groups) if gg == g)
+            for g in sorted(set(groups))
+        }
+    return out
+
+
 def error_rates_by(
     groups: Sequence[str], refs: Sequence[str], hyps: Sequence[str]
 ) -> dict[str, dict]:
@@ -312,9 +328,12 @@ def infer_log_probs(
     return out
 
 
-def _log_probs_key(model: LoadedModel, rows: list[dict]) -> str:
+def _log_probs_key(
+    model: LoadedModel, rows: list[dict], clip_hashes: Sequence[str] | None = None
+) -> str:
     """A fingerprint of what the network's output depends on: its weights, its feature
-    settings and the utterances (audio path, duration and the file's bytes), in order."""
+    settings and the utterances (audio path, duration and the file's bytes: ``clip_hashes``,
+    the rows' :func:`~train.manifest.audio_hashes` if already read), in order."""
     import hashlib
 
     h = hashlib.sha256()
@@ -323,7 +342,9 @@ def _log_probs_key(model: LoadedModel, rows: list[dict]) -> str:
         h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
     h.update(json.dumps(model.config.get("features"), sort_keys=True).encode())
     h.update(json.dumps([[str(r.get("audio")), r.get("duration")] for r in rows]).encode())
-    h.update(json.dumps(audio_hashes(rows)).encode())  # a re-synthesized clip is another input
+    if clip_hashes is None:
+        clip_hashes = audio_hashes(rows)
+    h.update(json.dumps(list(clip_hashes)).encode())  # a re-synthesized clip is another input
     return h.hexdigest()
 
 
@@ -340,14 +361,19 @@ def cached_log_probs(
 
 
 def _log_probs_via_cache(
-    model: LoadedModel, rows: list[dict], cache: str | os.PathLike, **kwargs
+    model: LoadedModel,
+    rows: list[dict],
+    cache: str | os.PathLike,
+    clip_hashes: Sequence[str] | None = None,
+    **kwargs,
 ) -> tuple[list[torch.Tensor], bool]:
-    """:func:`cached_log_probs`, and whether they came from the file (the network did not run)."""
+    """:func:`cached_log_probs`, and whether they came from the file (the network did not run);
+    ``clip_hashes`` as for :func:`_log_probs_key`."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
     cache = Path(cache)
-    key = _log_probs_key(model, rows)
+    key = _log_probs_key(model, rows, clip_hashes)
     if cache.is_file():
         with safe_open(str(cache), "pt") as f:
             same = (f.metadata() or {}).get("key") == key
@@ -576,6 +602,9 @@ def evaluate(
         key = group_key(rows)
         groups = [str(r[key]) for r in rows] if key else None
         audio_s = sum(float(r.get("duration") or 0.0) for r in rows)
+        # read once: which clips the scores belong to (a rebuilt set reads differently), and
+        # the log-probs cache's key
+        clip_hashes = audio_hashes(rows)
         t0 = time.time()
         infer = dict(batch_seconds=batch_seconds, num_workers=num_workers)
         infer["desc"] = f"{name}: inference"
@@ -583,17 +612,10 @@ def evaluate(
             log_probs, cached = infer_log_probs(loaded, rows, **infer), False
         else:
             cache = Path(log_probs_dir) / f"{_safe(name)}.safetensors"
-            log_probs, cached = _log_probs_via_cache(loaded, rows, cache, **infer)
+            log_probs, cached = _log_probs_via_cache(loaded, rows, cache, clip_hashes, **infer)
         infer_s = time.time() - t0
         set_res = {"utterances": len(rows), "hours": round(audio_s / 3600, 4)}
-        # which clips these scores belong to: a set rebuilt by re-synthesis reads differently
-        clip_hashes = audio_hashes(rows)
-        set_res["audio_sha256"] = combined_hash(clip_hashes)
-        if groups:
-            set_res["audio_sha256_by_group"] = {
-                g: combined_hash(h for h, gg in zip(clip_hashes, groups) if gg == g)
-                for g in sorted(set(groups))
-            }
+        set_res.update(audio_fingerprint(rows, clip_hashes))
         if cached:  # the network did not run: there is no inference time to report
             set_res["inference_cached"] = True
         else:

@@ -262,17 +262,17 @@ def main(argv=None) -> None:
 
 
 def _print_hashes(rows: list[dict]) -> None:
-    """The set's audio hash, then each group's (train.evaluate's grouping) when it has groups."""
-    from train.evaluate import group_key
+    """The set's audio hash, then each group's, as train.evaluate records them."""
+    from collections import Counter
 
-    hashes = audio_hashes(rows)
-    print(f"  audio sha256 {combined_hash(hashes)}")
+    from train.evaluate import audio_fingerprint, group_key
+
+    fp = audio_fingerprint(rows)
+    print(f"  audio sha256 {fp['audio_sha256']}")
     key = group_key(rows)
-    if key:
-        groups = [str(r[key]) for r in rows]
-        for g in sorted(set(groups)):
-            mine = [h for h, gg in zip(hashes, groups) if gg == g]
-            print(f"  {key} {g} ({len(mine)}): {combined_hash(mine)}")
+    sizes = Counter(str(r[key]) for r in rows) if key else {}
+    for g, h in fp.get("audio_sha256_by_group", {}).items():
+        print(f"  {key} {g} ({sizes[g]}): {h}")
 
 
 if __name__ == "__main__":
