@@ -26,7 +26,7 @@ ROUNDS = [
     ("deep10", "1.25"),
     *[(f"deep{n}", "1.35") for n in range(11, 15)],
     ("deep15", "1.1"),
-    *[(f"deep{n}", "1.35") for n in range(16, 25)],
+    *[(f"deep{n}", "1.35") for n in range(16, 26)],
 ]
 LAST_ROUND = ROUNDS[-1][0]
 
@@ -61,10 +61,11 @@ def _tree(tmp_path, *corpora):
     stub = tmp_path / "bin" / "python"
     stub.parent.mkdir()
     # NO_PICO makes the probe for Pico (common.sh's `has_engine pico`) fail; NO_DEBIAN, those
-    # for RHVoice and MBROLA.
+    # for RHVoice, MBROLA and festvox.
     stub.write_text(
         '#!/bin/sh\ncase "$*" in *available_engines*pico*) [ -z "$NO_PICO" ] || exit 1 ;;\n'
-        '*available_engines*rhvoice*|*available_engines*mbrola*) [ -z "$NO_DEBIAN" ] || exit 1 ;;\n'
+        "*available_engines*rhvoice*|*available_engines*mbrola*|*available_engines*festvox*)"
+        ' [ -z "$NO_DEBIAN" ] || exit 1 ;;\n'
         'esac\necho python "$@"\n'
     )
     stub.chmod(0o755)
@@ -123,9 +124,10 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     stages = [stage for stage, _ in ROUNDS if stage != "gpu"]
     pico = {stage for stage in stages if _number(stage) >= 9}
     # RHVoice and MBROLA, in the corpus and in the mix, from deep13 on; deep14 and the later
-    # rounds add MBROLA's accented voices.
+    # rounds add MBROLA's accented voices, and deep25 festival's other Debian voices.
     debian = {s: ",rhvoice,mbrola,mbrola_accent" for s in stages if _number(s) >= 14}
     debian["deep13"] = ",rhvoice,mbrola"
+    debian["deep25"] = ",rhvoice,mbrola,mbrola_accent,festvox"
     # deep11's and the later rounds' corpora add flite's voices at more mean F0s.
     f0s = {s: " --flite-f0 85 110 150 210" for s in stages if _number(s) >= 12}
     f0s["deep11"] = " --flite-f0 95 135 190"
@@ -142,9 +144,10 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     assert "--out data/adapt_deep9/pico.jsonl --engines pico\n" in r.stdout
     assert "--out data/adapt_deep13/debian.jsonl --engines rhvoice,mbrola\n" in r.stdout
     debian_mixes = [line for line in r.stdout.splitlines() if "debian.jsonl --engines" in line]
-    # deep15 and deep16 take twice the other rounds' hours of them
+    # deep15 and deep16 take twice the other rounds' hours of them, deep25 2 h
+    more = {"deep15": "2.4", "deep16": "2.4", "deep25": "2"}
     assert [line.split("--sample-hours ")[1].split()[0] for line in debian_mixes] == [
-        "2.4" if stage in ("deep15", "deep16") else "1.2" for stage in stages if stage in debian
+        more.get(stage, "1.2") for stage in stages if stage in debian
     ]
     assert debian_mixes[1].endswith(
         "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"

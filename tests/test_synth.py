@@ -56,6 +56,7 @@ def _items(engine, names, n=2):
         ("rhvoice", {"bdl", "lyubov"}),
         ("mbrola", {"us2", "en1"}),
         ("mbrola_accent", {"de2", "fr4"}),
+        ("festvox", {"rab_diphone", "us2_mbrola"}),
     ],
 )
 def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
@@ -65,7 +66,7 @@ def test_each_engine_synthesizes_16k_flac(tmp_path, engine, names):
         pytest.skip(f"Piper voices {sorted(names)} are not installed")
     if engine == "kokoro" and not names <= set(synth.kokoro_voices()):
         pytest.skip(f"Kokoro voices {sorted(names)} are not installed")
-    items = _items(engine, names, n=3 if engine == "festival" else 2)
+    items = _items(engine, names, n=3 if engine in synth.FESTIVAL_ENGINES else 2)
     rows = synth.synth_task(items, str(tmp_path))
     assert [r.get("error") for r in rows] == [None] * len(items)
     for it, row in zip(items, rows):
@@ -93,13 +94,13 @@ def test_available_engines_probes_only_the_engines_asked_about(monkeypatch):
         synth.available_engines(["kokoro"])
 
 
-@pytest.mark.parametrize("engine", ["rhvoice", "mbrola"])
+@pytest.mark.parametrize("engine", ["rhvoice", "mbrola", "festvox"])
 def test_debian_voices_follow_tempo_and_pitch_shift(tmp_path, engine):
-    # Their rate settings undo the resampling's tempo change: the clip's length follows the
-    # tempo alone, whatever the shift.
+    # Their rate settings undo the resampling's tempo change (festvox: sox's tempo and pitch):
+    # the clip's length follows the tempo alone, whatever the shift.
     if not HAVE[engine]:
         pytest.skip(f"{engine} is not installed (train/setup_tts.sh)")
-    name = {"rhvoice": "bdl", "mbrola": "us2"}[engine]
+    name = {"rhvoice": "bdl", "mbrola": "us2", "festvox": "rab_diphone"}[engine]
     s = SENTENCES["train"][3]
     items = []
     for k, (shift, tempo) in enumerate([(0, 1.0), (0, 0.8), (300, 1.0), (-300, 1.0)]):
@@ -111,6 +112,33 @@ def test_debian_voices_follow_tempo_and_pitch_shift(tmp_path, engine):
     assert d[1] / d[0] == pytest.approx(1.25, rel=0.12)  # slower by 1/0.8
     assert d[2] / d[0] == pytest.approx(1.0, rel=0.12)
     assert d[3] / d[0] == pytest.approx(1.0, rel=0.12)
+
+
+def test_a_festival_task_of_two_voices_speaks_each_in_its_own_voice(tmp_path):
+    # One festival process speaks one voice: a task that mixes voices must not read them all in
+    # the first one's. Each clip equals the same item synthesized alone.
+    if not HAVE["festvox"] or not {"rab_diphone", "us2_mbrola"} <= set(synth.festvox_voices()):
+        pytest.skip("festvox-rablpc16k and festvox-us2 are not installed (train/setup_tts.sh)")
+    s = SENTENCES["train"][1]
+    items = [
+        synth.Item(f"train-{k:07d}", "train", s.text, s.speak, _voice("festvox", n, n), 1.0, [0])
+        for k, n in enumerate(["rab_diphone", "us2_mbrola"])
+    ]
+    together = synth.synth_task(items, str(tmp_path / "together"))
+    alone = [synth.synth_task([it], str(tmp_path / f"alone{k}"))[0] for k, it in enumerate(items)]
+    clips = [sf.read(r["audio"])[0] for r in together]
+    assert [len(c) for c in clips] == [len(sf.read(r["audio"])[0]) for r in alone]
+    assert len(clips[0]) != len(clips[1])
+
+
+def test_festvox_mbrola_voices_are_mbrolas_talkers():
+    # festival's us2_mbrola is MBROLA's us2 talker (another front end, the same recorded person).
+    assert synth.TALKERS["festvox-us2_mbrola"] == "mbrola-us2"
+    if HAVE["festvox"]:
+        talkers = {v.name: v.talker for v in synth.list_voices(["festvox"])}
+        assert talkers.get("rab_diphone", "festvox-rab_diphone") == "festvox-rab_diphone"
+        assert all(talkers[f"{n}_mbrola"] == f"mbrola-{n}" for n in synth.MBROLA_VOICES
+                   if f"{n}_mbrola" in talkers)  # fmt: skip
 
 
 def test_rhvoice_slt_is_the_talker_slt():
@@ -162,6 +190,10 @@ def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
     debian = [_voice("rhvoice", n, f"rhvoice-{n}") for n in synth.RHVOICE_VOICES]
     debian += [_voice("mbrola", n, f"mbrola-{n}") for n in synth.MBROLA_VOICES]
     accent = [_voice("mbrola_accent", n, f"mbrola_accent-{n}") for n in synth.MBROLA_ACCENTS]
+    festvox = [
+        _voice("festvox", n, synth.TALKERS.get(f"festvox-{n}", f"festvox-{n}"))
+        for n in synth.FESTVOX_VOICES
+    ]
     names = [f"{a}{g}_{n}" for a in "ab" for g in "fm" for n in ("x", "y", "z", "w")]
     kokoro = [_voice("kokoro", n, f"kokoro-{n}", c) for n in names for c in (0, 150)]
     for seed in range(6):
@@ -170,6 +202,7 @@ def test_opt_in_talkers_never_move_the_classic_held_out_talkers():
         assert "piper-joe" not in held
         assert synth.heldout_talkers(base + joe + pico, seed) == held
         assert synth.heldout_talkers(base + joe + pico + debian, seed) == held
+        assert synth.heldout_talkers(base + joe + pico + debian + festvox, seed) == held
         # MBROLA's 16 accented talkers: 2 held out, drawn on their own.
         with_accent = synth.heldout_talkers(base + joe + pico + debian + accent, seed)
         assert len(with_accent - held) == 2 and held <= with_accent

@@ -12,11 +12,13 @@ PACKAGES=(
   alsa-utils klettres-data ktuberling-data                                        # real speech
   asterisk-core-sounds-en asterisk-core-sounds-en-g722                           # real sentences
 )
-# Optional voices from Debian's contrib and non-free components (train.synth's opt-in rhvoice and
-# mbrola engines): installed when the apt sources carry those components, otherwise named.
+# Optional voices from Debian's contrib and non-free components (train.synth's opt-in rhvoice,
+# mbrola and festvox engines): installed when the apt sources carry those components, otherwise
+# named.
 NONFREE=(rhvoice rhvoice-english mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
   mbrola-af1 mbrola-de1 mbrola-de2 mbrola-de3 mbrola-de4 mbrola-de5 mbrola-de6 mbrola-fr1
-  mbrola-fr4 mbrola-gr2 mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2)
+  mbrola-fr4 mbrola-gr2 mbrola-hu1 mbrola-nl2 mbrola-pl1 mbrola-ro1 mbrola-sw1 mbrola-sw2
+  festvox-rablpc16k festvox-don festvox-us1 festvox-us2 festvox-us3 festvox-en1)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

