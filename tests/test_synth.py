@@ -131,6 +131,22 @@ def test_a_festival_task_of_two_voices_speaks_each_in_its_own_voice(tmp_path):
     assert len(clips[0]) != len(clips[1])
 
 
+def test_festvox_mbrola_voices_need_mbrola_not_espeak(monkeypatch):
+    # festival runs the mbrola program itself: its MBROLA voices are there without espeak-ng,
+    # and gone without mbrola or the voice's diphones.
+    if not HAVE["festvox"] or "us2_mbrola" not in synth.festvox_voices():
+        pytest.skip("festvox-us2 is not installed (train/setup_tts.sh)")
+    which = synth.shutil.which
+    monkeypatch.setattr(synth.shutil, "which", lambda b: None if b == "espeak-ng" else which(b))
+    assert "us2_mbrola" in synth.festvox_voices()
+    monkeypatch.setattr(synth.shutil, "which", lambda b: None if b == "mbrola" else which(b))
+    voices = synth.festvox_voices()
+    assert not any(v.endswith("_mbrola") for v in voices) and "rab_diphone" in voices
+    monkeypatch.setattr(synth, "MBROLA_ROOTS", ("/nonexistent",))
+    monkeypatch.setattr(synth.shutil, "which", which)
+    assert not any(v.endswith("_mbrola") for v in synth.festvox_voices())
+
+
 def test_festvox_mbrola_voices_are_mbrolas_talkers():
     # festival's us2_mbrola is MBROLA's us2 talker (another front end, the same recorded person).
     assert synth.TALKERS["festvox-us2_mbrola"] == "mbrola-us2"

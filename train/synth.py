@@ -293,7 +293,9 @@ def festvox_voices() -> tuple[str, ...]:
     if shutil.which("festival") is None:
         return ()
     installed = _installed_festival_voices()
-    have_mbrola = set(mbrola_voices())
+    # festival drives the mbrola program itself: espeak-ng (which mbrola_voices asks for) is not
+    # needed.
+    have_mbrola = set(_debian_voices(MBROLA_VOICES, MBROLA_ROOTS, "{v}/{v}", "mbrola"))
     return tuple(
         v
         for v in FESTVOX_VOICES
