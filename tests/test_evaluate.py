@@ -17,11 +17,11 @@ from train.evaluate import (
     error_rates,
     error_rates_by,
     evaluate,
-    group_key,
     infer_log_probs,
     main,
     worst_utterances,
 )
+from train.manifest import group_key
 
 REFS = ["the cat sat on the mat", "hello world"]
 HYPS = ["the bat sat on mat", "hello there world"]

@@ -40,7 +40,7 @@ from ds2.decoding import DEFAULT_BEAM_WIDTH
 from ds2.errors import AudioError, DecoderError, DS2Error
 from ds2.features import compute_features, pad_features
 from ds2.text import normalize_text
-from train.manifest import audio_hashes, combined_hash
+from train.manifest import audio_fingerprint, audio_hashes, group_key
 
 MODES = ("greedy", "beam", "beam_lm")
 BATCH_SECONDS = 160.0  # padded audio seconds per forward pass; ~1 GB of activations for ds2-small
@@ -187,35 +187,6 @@ def worst_utterances(
 WER_PNG = "wer.png"  # WER per set and decoding mode
 VOICES_PNG = "voices.png"  # CER per voice (or engine) of the sets broken down so
 FIGURES = (WER_PNG, VOICES_PNG)  # what write_results may draw beside results.json
-GROUP_KEYS = ("speaker", "engine")  # manifest fields a set is broken down by, first that fits
-MAX_GROUPS = 24  # more distinct values than this make no readable table: try the next key
-
-
-def group_key(rows: Sequence[dict]) -> str | None:
-    """The manifest field to break a set's scores down by: ``speaker`` when the rows name
-    2-:data:`MAX_GROUPS` speakers (an unseen-voice test), else ``engine`` when they name 2 or
-    more engines (a seen-voice set of hundreds of voices), else None (nothing to compare)."""
-    for key in GROUP_KEYS:
-        values = {r.get(key) for r in rows}
-        if None not in values and 2 <= len(values) <= MAX_GROUPS:
-            return key
-    return None
-
-
-def audio_fingerprint(rows: Sequence[dict], hashes: Sequence[str] | None = None) -> dict:
-    """Which clips a set's scores belong to: ``{"audio_sha256": the set's}``, and
-    ``"audio_sha256_by_group"`` (``{group: hash}``, :func:`group_key`'s groups) when it has
-    groups. ``hashes`` are the rows' :func:`~train.manifest.audio_hashes`, if already read."""
-    hashes = audio_hashes(rows) if hashes is None else hashes
-    out = {"audio_sha256": combined_hash(hashes)}
-    key = group_key(rows)
-    if key:
-        groups = [str(r[key]) for r in rows]
-        out["audio_sha256_by_group"] = {
-            g: combined_hash(h for h, gg in zip(hashes, groups) if gg == g)
-            for g in sorted(set(groups))
-        }
-    return out
 
 
 def error_rates_by(

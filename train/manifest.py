@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +180,39 @@ def combined_hash(hashes: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+# Which manifest field a set's scores are broken down by (train.evaluate) and its clips
+# fingerprinted by (train.evaluate's results, --hash).
+GROUP_KEYS = ("speaker", "engine")  # manifest fields a set is broken down by, first that fits
+MAX_GROUPS = 24  # more distinct values than this make no readable table: try the next key
+
+
+def group_key(rows: Sequence[dict]) -> str | None:
+    """The manifest field to break a set's scores down by: ``speaker`` when the rows name
+    2-:data:`MAX_GROUPS` speakers (an unseen-voice test), else ``engine`` when they name 2 or
+    more engines (a seen-voice set of hundreds of voices), else None (nothing to compare)."""
+    for key in GROUP_KEYS:
+        values = {r.get(key) for r in rows}
+        if None not in values and 2 <= len(values) <= MAX_GROUPS:
+            return key
+    return None
+
+
+def audio_fingerprint(rows: Sequence[dict], hashes: Sequence[str] | None = None) -> dict:
+    """Which clips a set's scores belong to: ``{"audio_sha256": the set's}``, and
+    ``"audio_sha256_by_group"`` (``{group: hash}``, :func:`group_key`'s groups) when it has
+    groups. ``hashes`` are the rows' :func:`audio_hashes`, if already read."""
+    hashes = audio_hashes(rows) if hashes is None else hashes
+    out = {"audio_sha256": combined_hash(hashes)}
+    key = group_key(rows)
+    if key:
+        groups = [str(r[key]) for r in rows]
+        out["audio_sha256_by_group"] = {
+            g: combined_hash(h for h, gg in zip(hashes, groups) if gg == g)
+            for g in sorted(set(groups))
+        }
+    return out
+
+
 def sample_hours(rows: list[dict], hours: float, seed: int) -> list[dict]:
     """A random subset of ``rows`` holding about ``hours`` of audio (all of them if fewer),
     the same for the same rows and seed; rows keep their order."""
@@ -264,8 +297,6 @@ def main(argv=None) -> None:
 def _print_hashes(rows: list[dict]) -> None:
     """The set's audio hash, then each group's, as train.evaluate records them."""
     from collections import Counter
-
-    from train.evaluate import audio_fingerprint, group_key
 
     fp = audio_fingerprint(rows)
     print(f"  audio sha256 {fp['audio_sha256']}")

@@ -281,10 +281,11 @@ def rhvoice_voices() -> tuple[str, ...]:
     return _debian_voices(RHVOICE_VOICES, RHVOICE_ROOTS, "{v}", "RHVoice-test")
 
 
-def mbrola_voices(names=MBROLA_VOICES) -> tuple[str, ...]:
+def mbrola_voices(names=MBROLA_VOICES, front_end: str = "espeak-ng") -> tuple[str, ...]:
     """Which MBROLA voices of ``names`` are installed (``mbrola`` + ``mbrola-us1``..., Debian
-    non-free); the English ones by default, :data:`MBROLA_ACCENTS` for the accented ones."""
-    return _debian_voices(names, MBROLA_ROOTS, "{v}/{v}", "espeak-ng", "mbrola")
+    non-free); the English ones by default, :data:`MBROLA_ACCENTS` for the accented ones.
+    ``front_end``: the program that must be there to speak through them as well."""
+    return _debian_voices(names, MBROLA_ROOTS, "{v}/{v}", front_end, "mbrola")
 
 
 def festvox_voices() -> tuple[str, ...]:
@@ -293,9 +294,7 @@ def festvox_voices() -> tuple[str, ...]:
     if shutil.which("festival") is None:
         return ()
     installed = _installed_festival_voices()
-    # festival drives the mbrola program itself: espeak-ng (which mbrola_voices asks for) is not
-    # needed.
-    have_mbrola = set(_debian_voices(MBROLA_VOICES, MBROLA_ROOTS, "{v}/{v}", "mbrola"))
+    have_mbrola = set(mbrola_voices(front_end="festival"))  # festival drives mbrola itself
     return tuple(
         v
         for v in FESTVOX_VOICES
@@ -913,10 +912,14 @@ def _scheme_string(s: str) -> str:
 
 
 def _festival_batch(items: list[Item], tmp: str) -> dict[str, np.ndarray | Exception]:
-    """Synthesize ``items`` (all one festival voice) with a single festival process."""
-    lines = [f"(voice_{items[0].voice.name})"]
+    """Synthesize ``items`` with a single festival process, which selects each item's voice
+    (loading a voice costs time: the build batches items by voice)."""
+    lines, voice = [], None
     wavs = {}
     for i, it in enumerate(items):
+        if it.voice.name != voice:
+            voice = it.voice.name
+            lines.append(f"(voice_{voice})")
         wav = os.path.join(tmp, f"fest{i}.wav")
         wavs[it.id] = wav
         if os.path.exists(wav):
@@ -1004,13 +1007,8 @@ def synth_task(items: list[Item], out: str) -> list[dict]:
     out_path = Path(out)
     results = []
     with tempfile.TemporaryDirectory(prefix="ds2synth", dir=_tmp_root()) as tmp:
-        raw: dict = {}
-        by_voice: dict[tuple, list[Item]] = {}  # one festival process speaks one voice
-        for it in items:
-            if it.voice.engine in FESTIVAL_ENGINES:
-                by_voice.setdefault((it.voice.engine, it.voice.name), []).append(it)
-        for group in by_voice.values():
-            raw.update(_festival_batch(group, tmp))
+        fest = [it for it in items if it.voice.engine in FESTIVAL_ENGINES]
+        raw = _festival_batch(fest, tmp) if fest else {}
         for it in items:
             try:
                 if it.voice.engine in FESTIVAL_ENGINES:
@@ -1058,19 +1056,6 @@ def existing_row(item: Item, out: Path) -> dict | None:
 
 
 # ---------------------------------------------------------------- the build (main process)
-
-
-def _tasks(items: list[Item]) -> list[list[Item]]:
-    """Group a window of items into worker tasks; festival items by voice, in large batches."""
-    tasks, fest = [], {}
-    plain = [it for it in items if it.voice.engine not in FESTIVAL_ENGINES]
-    for it in items:
-        if it.voice.engine in FESTIVAL_ENGINES:
-            fest.setdefault(it.voice.name, []).append(it)
-    tasks += [plain[i : i + CHUNK] for i in range(0, len(plain), CHUNK)]
-    for group in fest.values():
-        tasks += [group[i : i + FESTIVAL_BATCH] for i in range(0, len(group), FESTIVAL_BATCH)]
-    return tasks
 
 
 def split_hours(hours: float, valid_fraction: float, test_fraction: float) -> dict[str, float]:

@@ -30,7 +30,8 @@ import torch
 from ds2.checkpoint import LoadedModel
 from ds2.errors import DS2Error
 from train.augment import speed_perturb
-from train.evaluate import _save, error_rates, group_key, infer_log_probs, load
+from train.evaluate import _save, error_rates, infer_log_probs, load
+from train.manifest import group_key
 
 PICKED = "most confident"
 
