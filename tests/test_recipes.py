@@ -26,7 +26,7 @@ ROUNDS = [
     ("deep10", "1.25"),
     *[(f"deep{n}", "1.35") for n in range(11, 15)],
     ("deep15", "1.1"),
-    *[(f"deep{n}", "1.35") for n in range(16, 27)],
+    *[(f"deep{n}", "1.35") for n in range(16, 28)],
 ]
 LAST_ROUND = ROUNDS[-1][0]
 
@@ -127,7 +127,8 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     # rounds add MBROLA's accented voices, and deep25 and deep26 festival's other Debian voices.
     debian = {s: ",rhvoice,mbrola,mbrola_accent" for s in stages if _number(s) >= 14}
     debian["deep13"] = ",rhvoice,mbrola"
-    debian["deep25"] = debian["deep26"] = ",rhvoice,mbrola,mbrola_accent,festvox"
+    for s in ("deep25", "deep26", "deep27"):
+        debian[s] = ",rhvoice,mbrola,mbrola_accent,festvox"
     # deep11's and the later rounds' corpora add flite's voices at more mean F0s.
     f0s = {s: " --flite-f0 85 110 150 210" for s in stages if _number(s) >= 12}
     f0s["deep11"] = " --flite-f0 95 135 190"
@@ -145,7 +146,7 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     assert "--out data/adapt_deep13/debian.jsonl --engines rhvoice,mbrola\n" in r.stdout
     debian_mixes = [line for line in r.stdout.splitlines() if "debian.jsonl --engines" in line]
     # deep15 and deep16 take twice the other rounds' hours of them, deep25 and deep26 2 h
-    more = {"deep15": "2.4", "deep16": "2.4", "deep25": "2", "deep26": "2"}
+    more = {"deep15": "2.4", "deep16": "2.4", "deep25": "2", "deep26": "2", "deep27": "2"}
     assert [line.split("--sample-hours ")[1].split()[0] for line in debian_mixes] == [
         more.get(stage, "1.2") for stage in stages if stage in debian
     ]
@@ -153,8 +154,8 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"
     )
     assert [hours for *_, hours in runs] == [hours for stage, hours in ROUNDS if stage != "gpu"]
-    # The peak lr (the last --lr of each round's command): 1.5e-4 from deep3 on, deep26 a third
-    # of it.
+    # The peak lr (the last --lr of each round's command): 1.5e-4 from deep3 on, deep26 and
+    # deep27 a third of it.
     lrs = dict(
         (
             re.search(r"--exp exp/ds2_large_(\S+)", line).group(1),
@@ -163,7 +164,9 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         for line in r.stdout.splitlines()
         if " -m train.train " in line
     )
-    assert (lrs["deep3"], lrs["deep25"], lrs["deep26"]) == ("1.5e-4", "1.5e-4", "5e-5")
+    assert [lrs[s] for s in ("deep3", "deep25", "deep26", "deep27")] == ["1.5e-4"] * 2 + [
+        "5e-5"
+    ] * 2
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
@@ -391,13 +394,13 @@ def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
     assert f"train.export --checkpoint exp/ds2_large_soup{LAST_SOUP - 2}/avg " in r.stdout
     assert f"--loss-png exp/ds2_large_{before2}/loss.png " in r.stdout
     assert f"soup{LAST_SOUP - 1}" not in r.stdout and f"soup{LAST_SOUP}" not in r.stdout
-    # Without the last three, the shipped soup21 (the README's DEEP24=0 DEEP25=0 DEEP26=0).
-    off = {stage.upper(): "0" for stage, _ in ROUNDS[-3:]}
-    assert set(off) == {"DEEP24", "DEEP25", "DEEP26"}
-    r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **off)
-    assert r.returncode == 0, r.stderr
-    assert "train.export --checkpoint exp/ds2_large_soup21/avg " in r.stdout
-    assert " -m train.train " not in r.stdout
+    # The README's switches: DEEP27=0 ships soup24 (session 47's), and DEEP24=0 to DEEP27=0
+    # soup21 (session 44's), with no round trained.
+    for off, soup in (("DEEP27", "soup24"), ("DEEP24 DEEP25 DEEP26 DEEP27", "soup21")):
+        r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **dict.fromkeys(off.split(), "0"))
+        assert r.returncode == 0, r.stderr
+        assert f"train.export --checkpoint exp/ds2_large_{soup}/avg " in r.stdout
+        assert " -m train.train " not in r.stdout
     # Without deep15 and the later rounds neither soup13 nor any later soup is made: soup12
     # (session 39's).
     off = {stage.upper(): "0" for stage, _ in ROUNDS if (_number(stage) or 0) >= 15}
