@@ -638,11 +638,16 @@ WITH_DEBIAN=1 FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep13 1.35 1 35 
 soup_stage soup11
 
 # every_voice_stage ARGS...: deep_stage with every Debian voice (MBROLA's accented ones too),
-# flite at deep12's four mean F0s and Pico: the rounds from deep14 on. A DEBIAN_HOURS=H before
-# it reaches deep_round too.
+# flite at deep12's four mean F0s and Pico: the rounds from deep14 on. A DEBIAN_HOURS=H or
+# DEBIAN_ENGINES="..." before it reaches deep_round too.
 every_voice_stage() {
-  DEBIAN_ENGINES="rhvoice mbrola mbrola_accent" WITH_DEBIAN=1 FLITE_F0="85 110 150 210" \
-    WITH_PICO=1 deep_stage "$@"
+  DEBIAN_ENGINES=${DEBIAN_ENGINES:-rhvoice mbrola mbrola_accent} WITH_DEBIAN=1 \
+    FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage "$@"
+}
+# festvox_stage ARGS...: every_voice_stage with festival's other Debian voices as well
+# (train.synth's festvox engine) and 2 h of the Debian voices in the mix: deep25 on.
+festvox_stage() {
+  DEBIAN_ENGINES="rhvoice mbrola mbrola_accent festvox" DEBIAN_HOURS=2 every_voice_stage "$@"
 }
 
 # deep14 (sessions 38-39, resumed once): a fourteenth round, from soup11,
@@ -752,8 +757,7 @@ soup_stage soup22
 # front end (train.synth's festvox engine; sudo bash train/setup_tts.sh), with 2 h of the
 # Debian voices in the mix (1.2 before): five new male voicings for the unseen flite voice
 # (rms), the male talker that holds most of test_unseen_voice's errors.
-DEBIAN_ENGINES="rhvoice mbrola mbrola_accent festvox" DEBIAN_HOURS=2 WITH_DEBIAN=1 \
-  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep25 1.35 1 59 2050 1.5e-4 "${SLOWER[@]}"
+festvox_stage deep25 1.35 1 59 2050 1.5e-4 "${SLOWER[@]}"
 
 # soup23 (session 46, not shipped: test_unseen_voice 8.07 % greedy CER as stored, against
 # soup21's 8.03; 8.14 % in float32, as soup21): the mean of soup22 and the deep25 round's mean.
@@ -766,8 +770,7 @@ soup_stage soup23
 # away from the unseen voices on their own (deep24's mean 8.14 -> 8.44 % greedy CER in float32)
 # and only their means with the soup before them came back, so this round asks whether a
 # smaller step keeps what the soups hold and still adds to it.
-DEBIAN_ENGINES="rhvoice mbrola mbrola_accent festvox" DEBIAN_HOURS=2 WITH_DEBIAN=1 \
-  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep26 1.35 1 61 2051 5e-5 "${SLOWER[@]}"
+festvox_stage deep26 1.35 1 61 2051 5e-5 "${SLOWER[@]}"
 
 # soup24 (session 47, shipped: test_unseen_voice 8.03 % greedy CER as stored, 4479 errors against
 # soup21's 4481, beam + LM WER 10.12 %): the mean of soup23 and the deep26 round's mean.
@@ -778,8 +781,7 @@ soup_stage soup24
 # peak lr 5e-5 on another fresh 8-h corpus (seed 63): deep26's own mean was the first round's
 # mean to read test_unseen_voice better than the soup it started from (8.05 % in float32
 # against 8.14), so the low lr goes on. DEEP27=0 skips it and soup25, and ships soup24.
-DEBIAN_ENGINES="rhvoice mbrola mbrola_accent festvox" DEBIAN_HOURS=2 WITH_DEBIAN=1 \
-  FLITE_F0="85 110 150 210" WITH_PICO=1 deep_stage deep27 1.35 1 63 2052 5e-5 "${SLOWER[@]}"
+festvox_stage deep27 1.35 1 63 2052 5e-5 "${SLOWER[@]}"
 
 # soup25 (not made yet): the mean of soup24 and the deep27 round's mean.
 # SOUP25=0 ships the deep27 round's own mean instead.
