@@ -185,7 +185,15 @@
 #           test_unseen_voice 8.03 % (4479 errors against soup21's 4481; flite rms
 #           16.5-20.1 %), beam + LM WER 10.12 %, real_asterisk_test 15.09 %,
 #           short_unseen_voice 11.41 %, real_dev 61.50 %, unseen Kokoro voices 18.17 %, valid
-#           5.18 % (shipped)
+#           5.18 % (shipped in session 47, then soup25)
+#   deep27  on a bare 2-core CPU (session 48): data/synth_deep27 (with festvox); 351 steps in the
+#           1.35-h clock at peak lr 5e-5, 8-9 audio-s/s, 11.6 h of audio heard; natural-voice
+#           validation CER 6.74-6.83 %
+#   soup25  the mean of soup24 and the deep27 mean, as stored, on session 48's rebuilt clips
+#           (espeak talkers re-synthesized; soup24 there: 8.02 %, 4475 errors): greedy CER
+#           test_unseen_voice 8.00 % (4465 errors), beam + LM WER 10.06 %, real_asterisk_test
+#           15.07 %, short_unseen_voice 11.44 %, real_dev 61.20 %, unseen Kokoro voices
+#           18.19 %, valid 5.22 % (shipped)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -777,14 +785,15 @@ festvox_stage deep26 1.35 1 61 2051 5e-5 "${SLOWER[@]}"
 # SOUP24=0 ships the deep26 round's own mean instead.
 soup_stage soup24
 
-# deep27 (session 47, started; to be resumed): a twenty-seventh round, from soup24, as deep26 at
-# peak lr 5e-5 on another fresh 8-h corpus (seed 63): deep26's own mean was the first round's
-# mean to read test_unseen_voice better than the soup it started from (8.05 % in float32
-# against 8.14), so the low lr goes on. DEEP27=0 skips it and soup25, and ships soup24.
+# deep27 (sessions 47-48; run whole in session 48): a twenty-seventh round, from soup24, as
+# deep26 at peak lr 5e-5 on another fresh 8-h corpus (seed 63): deep26's own mean was the first
+# round's mean to read test_unseen_voice better than the soup it started from (8.05 % in
+# float32 against 8.14), so the low lr goes on. DEEP27=0 skips it and soup25, and ships soup24.
 festvox_stage deep27 1.35 1 63 2052 5e-5 "${SLOWER[@]}"
 
-# soup25 (not made yet): the mean of soup24 and the deep27 round's mean.
-# SOUP25=0 ships the deep27 round's own mean instead.
+# soup25 (session 48, shipped: test_unseen_voice greedy CER 8.00 %, 4465 character errors
+# against soup24's 4475 on the same rebuilt clips, beam + LM WER 10.06 %): the mean of soup24 and
+# the deep27 round's mean. SOUP25=0 ships the deep27 round's own mean instead.
 soup_stage soup25
 
 if run_from average; then
