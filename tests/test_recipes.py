@@ -124,11 +124,12 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     stages = [stage for stage, _ in ROUNDS if stage != "gpu"]
     pico = {stage for stage in stages if _number(stage) >= 9}
     # RHVoice and MBROLA, in the corpus and in the mix, from deep13 on; deep14 and the later
-    # rounds add MBROLA's accented voices, and deep25 and deep26 festival's other Debian voices.
+    # rounds add MBROLA's accented voices, and deep25 and the later ones festival's other Debian
+    # voices (festvox_stage).
+    festvox = {s for s in stages if _number(s) >= 25}
     debian = {s: ",rhvoice,mbrola,mbrola_accent" for s in stages if _number(s) >= 14}
     debian["deep13"] = ",rhvoice,mbrola"
-    for s in ("deep25", "deep26", "deep27"):
-        debian[s] = ",rhvoice,mbrola,mbrola_accent,festvox"
+    debian.update(dict.fromkeys(festvox, ",rhvoice,mbrola,mbrola_accent,festvox"))
     # deep11's and the later rounds' corpora add flite's voices at more mean F0s.
     f0s = {s: " --flite-f0 85 110 150 210" for s in stages if _number(s) >= 12}
     f0s["deep11"] = " --flite-f0 95 135 190"
@@ -145,8 +146,8 @@ def test_large_recipe_deep_stages_chain(tmp_path):
     assert "--out data/adapt_deep9/pico.jsonl --engines pico\n" in r.stdout
     assert "--out data/adapt_deep13/debian.jsonl --engines rhvoice,mbrola\n" in r.stdout
     debian_mixes = [line for line in r.stdout.splitlines() if "debian.jsonl --engines" in line]
-    # deep15 and deep16 take twice the other rounds' hours of them, deep25 and deep26 2 h
-    more = {"deep15": "2.4", "deep16": "2.4", "deep25": "2", "deep26": "2", "deep27": "2"}
+    # deep15 and deep16 take twice the other rounds' hours of them, the festvox rounds 2 h
+    more = {"deep15": "2.4", "deep16": "2.4", **dict.fromkeys(festvox, "2")}
     assert [line.split("--sample-hours ")[1].split()[0] for line in debian_mixes] == [
         more.get(stage, "1.2") for stage in stages if stage in debian
     ]
@@ -154,8 +155,8 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         "--out data/adapt_deep14/debian.jsonl --engines rhvoice,mbrola,mbrola_accent"
     )
     assert [hours for *_, hours in runs] == [hours for stage, hours in ROUNDS if stage != "gpu"]
-    # The peak lr (the last --lr of each round's command): 1.5e-4 from deep3 on, deep26 and
-    # deep27 a third of it.
+    # The peak lr (the last --lr of each round's command) of every CPU round: 2e-4 for deep and
+    # deep2, 1.5e-4 from deep3 on, a third of it from deep26 on.
     lrs = dict(
         (
             re.search(r"--exp exp/ds2_large_(\S+)", line).group(1),
@@ -164,9 +165,9 @@ def test_large_recipe_deep_stages_chain(tmp_path):
         for line in r.stdout.splitlines()
         if " -m train.train " in line
     )
-    assert [lrs[s] for s in ("deep3", "deep25", "deep26", "deep27")] == ["1.5e-4"] * 2 + [
-        "5e-5"
-    ] * 2
+    assert {s: lrs[s] for s in stages} == {
+        s: "2e-4" if _number(s) < 3 else "1.5e-4" if _number(s) < 26 else "5e-5" for s in stages
+    }
     # The soups: deep3's and deep4's means averaged, which deep5 starts from; then that soup
     # and deep5's mean, which deep6 starts from, and so on; the last soup is what is tuned and
     # exported. A soup's folder holds no checkpoints, so nothing tries to average them.
