@@ -26,7 +26,7 @@ ROUNDS = [
     ("deep10", "1.25"),
     *[(f"deep{n}", "1.35") for n in range(11, 15)],
     ("deep15", "1.1"),
-    *[(f"deep{n}", "1.35") for n in range(16, 28)],
+    *[(f"deep{n}", "1.35") for n in range(16, 29)],
 ]
 LAST_ROUND = ROUNDS[-1][0]
 
@@ -263,6 +263,32 @@ def test_large_recipe_stop_ends_the_run_early(tmp_path):
     assert "train.export" not in r.stdout
 
 
+def test_large_recipe_heldout_only_builds_the_heldout_sets_and_a_rounds_inputs(tmp_path):
+    tree = _tree(tmp_path)
+    (tree / "train" / "setup_tts.sh").write_text("exit 0\n")  # no apt in a test
+    (tree / "data" / "tts" / "kokoro-js" / "voices").mkdir(parents=True)  # no npm either
+
+    def synths(**env):
+        r = _run(tree, "ds2_large_synth.sh", STOP="data", **env)
+        assert r.returncode == 0, r.stderr
+        assert " -m train.train " not in r.stdout and " -m train.lm " not in r.stdout
+        lines = [line for line in r.stdout.splitlines() if " -m train.synth " in line]
+        return {re.search(r"--out (\S+)", line).group(1): line for line in lines}
+
+    full, bare = synths(), synths(HELDOUT_ONLY="1")
+    # The full build makes data/synth's 100 h with its default splits and Kokoro's 1-h corpus
+    # with the voices it holds out, and the blends; a bare host, data/synth's held-out splits
+    # alone (2 h: no training split) and the held-out Kokoro voices alone, without the blends.
+    assert "--hours 100 --seed 0" in full["data/synth"]
+    assert "--hours 2 --valid-fraction 0.5 --test-fraction 0.5 --seed 0" in bare["data/synth"]
+    assert "--hours 1 --valid-fraction 0 --test-fraction 0.1 --seed 0" in full["data/kokoro"]
+    assert "--hours 0.1 --valid-fraction 0 --test-fraction 1 --seed 0" in bare["data/kokoro"]
+    assert "data/kokoro_blend" in full and "data/kokoro_blend" not in bare
+    # What a round trains on is built alike.
+    for out in ("data/synth_short", "data/piper", "data/kokoro_train"):
+        assert bare[out] == full[out]
+
+
 def test_large_recipe_export_takes_the_notes_and_history_figure(tmp_path):
     tree = _tree(tmp_path, "piper", "kokoro_train")
     r = _run(tree, "ds2_large_synth.sh", STAGE="export", NOTES="n.md", HISTORY="h.png")
@@ -395,9 +421,9 @@ def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
     assert f"train.export --checkpoint exp/ds2_large_soup{LAST_SOUP - 2}/avg " in r.stdout
     assert f"--loss-png exp/ds2_large_{before2}/loss.png " in r.stdout
     assert f"soup{LAST_SOUP - 1}" not in r.stdout and f"soup{LAST_SOUP}" not in r.stdout
-    # The README's switches: DEEP27=0 ships soup24 (session 47's), and DEEP24=0 to DEEP27=0
+    # The README's switches: DEEP28=0 ships soup25 (session 48's), and DEEP24=0 to DEEP28=0
     # soup21 (session 44's), with no round trained.
-    for off, soup in (("DEEP27", "soup24"), ("DEEP24 DEEP25 DEEP26 DEEP27", "soup21")):
+    for off, soup in (("DEEP28", "soup25"), ("DEEP24 DEEP25 DEEP26 DEEP27 DEEP28", "soup21")):
         r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **dict.fromkeys(off.split(), "0"))
         assert r.returncode == 0, r.stderr
         assert f"train.export --checkpoint exp/ds2_large_{soup}/avg " in r.stdout

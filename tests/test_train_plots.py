@@ -95,3 +95,24 @@ def test_history_cli_names_stages_and_refuses_bad_input(stages, tmp_path, capsys
         with pytest.raises(SystemExit):
             plots.main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_a_short_runs_train_losses_are_marked(tmp_path, monkeypatch):
+    # A run stopped early logs one or two train points: a line through one point draws nothing,
+    # so the points are marked; a long run's curve is a plain line.
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)
+
+    def train_line(n):
+        log = _log(
+            tmp_path / f"log{n}.jsonl", [_train(s, 1.0, s) for s in range(50, 50 * n + 1, 50)]
+        )
+        assert plots.plot_losses(log, tmp_path / f"loss{n}.png").is_file()
+        [line] = [ln for ln in drawn[-1].axes[0].lines if ln.get_label() == "train (smoothed)"]
+        return line
+
+    one = train_line(1)
+    assert list(one.get_xdata()) == [50] and one.get_marker() == "o"
+    assert train_line(20).get_marker() in (None, "None", "")

@@ -103,7 +103,11 @@ def plot_losses(log_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
         steps = [e["step"] for e in train]
         losses = [e["loss"] for e in train]
         ax_loss.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
-        ax_loss.plot(steps, _smooth(losses), color="tab:blue", label="train (smoothed)")
+        # a short run logs a few train points: mark them, or a single one draws nothing
+        marker = "o" if len(steps) < 5 else None
+        ax_loss.plot(
+            steps, _smooth(losses), color="tab:blue", marker=marker, label="train (smoothed)"
+        )
     if valid:
         ax_loss.plot(
             [e["step"] for e in valid],

@@ -42,9 +42,16 @@ run_from() {
 
 # The corpora: synthetic sentences, real-speech sets, LM text, short utterances and
 # speed-perturbed copies of the real training prompts. Every step resumes.
+# HELDOUT_ONLY=1 is for a bare host that goes on from a shipped checkpoint (STOP=data, then a
+# round): data/synth holds its held-out splits alone (2 h, half valid, half test: the corpus's
+# own draw picks the held-out talkers and sentences, so the clips are the full build's) and
+# data/kokoro Kokoro's 4 held-out voices alone (0.1 h), without data/kokoro_blend; the rest is
+# built as in full. About 40 min with 2 jobs on a 2-core host (session 49).
 build_corpus() {
+  local synth=(--hours "$HOURS")
+  [ "${HELDOUT_ONLY:-0}" = 1 ] && synth=(--hours 2 --valid-fraction 0.5 --test-fraction 0.5)
   bash train/setup_tts.sh
-  python -m train.synth --out data/synth --hours "$HOURS" --seed "$SEED" --jobs "$JOBS"
+  python -m train.synth --out data/synth "${synth[@]}" --seed "$SEED" --jobs "$JOBS"
   python -m train.realspeech --out data/real
   python -m train.text_corpus --out data/text
   # Short utterances for fine-tuning and testing; none is the whole transcript of a real_dev clip.
@@ -82,11 +89,17 @@ build_neural_corpora() {
       --test-fraction 0 --seed "$SEED" --jobs "$JOBS"
   fi
   if has_engine kokoro; then
-    python -m train.synth --out data/kokoro --engines kokoro --hours 1 --valid-fraction 0 \
-      --test-fraction 0.1 --seed "$SEED" --jobs "$JOBS"
-    python -m train.synth --out data/kokoro_blend --engines kokoro --kokoro-blends 48 \
-      --hours 1.2 --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" \
-      --seed "$((5 + SEED))" --jobs "$JOBS"
+    if [ "${HELDOUT_ONLY:-0}" = 1 ]; then
+      # data/kokoro's test split alone: the same clips as the 1-h build's
+      python -m train.synth --out data/kokoro --engines kokoro --hours 0.1 --valid-fraction 0 \
+        --test-fraction 1 --seed "$SEED" --jobs "$JOBS"
+    else
+      python -m train.synth --out data/kokoro --engines kokoro --hours 1 --valid-fraction 0 \
+        --test-fraction 0.1 --seed "$SEED" --jobs "$JOBS"
+      python -m train.synth --out data/kokoro_blend --engines kokoro --kokoro-blends 48 \
+        --hours 1.2 --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" \
+        --seed "$((5 + SEED))" --jobs "$JOBS"
+    fi
     python -m train.synth --out data/kokoro_train --engines kokoro --hours 0.5 \
       --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" --seed "$((11 + SEED))" \
       --jobs "$JOBS"
