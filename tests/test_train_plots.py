@@ -98,8 +98,8 @@ def test_history_cli_names_stages_and_refuses_bad_input(stages, tmp_path, capsys
 
 
 def test_a_short_runs_train_losses_are_marked(tmp_path, monkeypatch):
-    # A run stopped early logs one or two train points: a line through one point draws nothing,
-    # so the points are marked; a long run's curve is a plain line.
+    # A run stopped early may log one train point: a line through one point draws nothing,
+    # so it is marked; a longer run's curve is a plain line.
     import matplotlib.pyplot as plt
 
     drawn = []
@@ -116,3 +116,17 @@ def test_a_short_runs_train_losses_are_marked(tmp_path, monkeypatch):
     one = train_line(1)
     assert list(one.get_xdata()) == [50] and one.get_marker() == "o"
     assert train_line(20).get_marker() in (None, "None", "")
+
+
+def test_history_marks_a_stage_that_logged_one_train_point(stages, tmp_path, monkeypatch):
+    # The history figure shares the curve: a stage stopped early (one train event) is marked,
+    # the full stages stay plain lines.
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    monkeypatch.setattr(plt, "close", drawn.append)
+    short = _log(tmp_path / "deep3_log.jsonl", [_train(10, 0.4, 10), _valid(10, 0.1)])
+    assert plots.plot_history([*stages, ("deep3", short)], tmp_path / "h.png").is_file()
+    curves = {len(ln.get_xdata()): ln.get_marker() for ln in drawn[-1].axes[0].lines}
+    assert curves[1] == "o"
+    assert curves[10] in (None, "None", "")

@@ -74,6 +74,12 @@ def _smooth(values: list[float]) -> list[float]:
     return out
 
 
+def _plot_train(ax, steps: list[int], losses: list[float], **kwargs) -> None:
+    """The smoothed train loss on ``ax``; a run or stage that logged a single train point (one
+    stopped early) gets it marked, since a line through one point draws nothing."""
+    ax.plot(steps, _smooth(losses), marker="o" if len(steps) == 1 else None, **kwargs)
+
+
 def _save(fig, out_path: str | os.PathLike) -> Path:
     """Write ``fig`` to the PNG ``out_path`` atomically (a reader never sees half a file)."""
     import matplotlib.pyplot as plt
@@ -103,11 +109,7 @@ def plot_losses(log_path: str | os.PathLike, out_path: str | os.PathLike) -> Pat
         steps = [e["step"] for e in train]
         losses = [e["loss"] for e in train]
         ax_loss.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8)
-        # a short run logs a few train points: mark them, or a single one draws nothing
-        marker = "o" if len(steps) < 5 else None
-        ax_loss.plot(
-            steps, _smooth(losses), color="tab:blue", marker=marker, label="train (smoothed)"
-        )
+        _plot_train(ax_loss, steps, losses, color="tab:blue", label="train (smoothed)")
     if valid:
         ax_loss.plot(
             [e["step"] for e in valid],
@@ -226,8 +228,12 @@ def plot_history(
     total_hours = 0.0
     for i, (name, start, train, valid, hours, clips) in enumerate(runs):
         color = colors[i % len(colors)]
-        ax_loss.plot(
-            [start + e["step"] for e in train], _smooth([e["loss"] for e in train]), color=color
+        _plot_train(
+            ax_loss,
+            [start + e["step"] for e in train],
+            [e["loss"] for e in train],
+            color=color,
+            markersize=3,
         )
         if valid:
             ax_cer.plot(

@@ -6,6 +6,7 @@ HOURS=${HOURS:-100}                      # synthetic audio to build (all splits)
 JOBS=${JOBS:-$(nproc)}                   # corpus-building processes
 STAGE=${STAGE:-data}                     # the first stage to run
 STOP=${STOP:-}                           # the last stage to run (default: the recipe's last)
+HELDOUT_ONLY=${HELDOUT_ONLY:-0}          # 1: the data stage builds only what a bare host needs
 
 # Refuse a STAGE or STOP the recipe does not have, listing the ones it has, and a STOP before
 # STAGE.
@@ -49,7 +50,7 @@ run_from() {
 # built as in full. About 40 min with 2 jobs on a 2-core host (session 49).
 build_corpus() {
   local synth=(--hours "$HOURS")
-  [ "${HELDOUT_ONLY:-0}" = 1 ] && synth=(--hours 2 --valid-fraction 0.5 --test-fraction 0.5)
+  [ "$HELDOUT_ONLY" = 1 ] && synth=(--hours 2 --valid-fraction 0.5 --test-fraction 0.5)
   bash train/setup_tts.sh
   python -m train.synth --out data/synth "${synth[@]}" --seed "$SEED" --jobs "$JOBS"
   python -m train.realspeech --out data/real
@@ -89,13 +90,12 @@ build_neural_corpora() {
       --test-fraction 0 --seed "$SEED" --jobs "$JOBS"
   fi
   if has_engine kokoro; then
-    if [ "${HELDOUT_ONLY:-0}" = 1 ]; then
-      # data/kokoro's test split alone: the same clips as the 1-h build's
-      python -m train.synth --out data/kokoro --engines kokoro --hours 0.1 --valid-fraction 0 \
-        --test-fraction 1 --seed "$SEED" --jobs "$JOBS"
-    else
-      python -m train.synth --out data/kokoro --engines kokoro --hours 1 --valid-fraction 0 \
-        --test-fraction 0.1 --seed "$SEED" --jobs "$JOBS"
+    # HELDOUT_ONLY: data/kokoro's test split alone, the same clips as the 1-h build's
+    local kokoro=(--hours 1 --valid-fraction 0 --test-fraction 0.1)
+    [ "$HELDOUT_ONLY" = 1 ] && kokoro=(--hours 0.1 --valid-fraction 0 --test-fraction 1)
+    python -m train.synth --out data/kokoro --engines kokoro "${kokoro[@]}" --seed "$SEED" \
+      --jobs "$JOBS"
+    if [ "$HELDOUT_ONLY" != 1 ]; then
       python -m train.synth --out data/kokoro_blend --engines kokoro --kokoro-blends 48 \
         --hours 1.2 --valid-fraction 0 --test-fraction 0 --heldout-seed "$SEED" \
         --seed "$((5 + SEED))" --jobs "$JOBS"
