@@ -120,6 +120,9 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
                    help="CPU precisions to time")  # fmt: skip
+    p.add_argument("--torch-gru", action="store_true",
+                   help="also time a GRU preset on the CPU with nn.GRU's own backward "
+                        "(ds2.gru's is the default)")  # fmt: skip
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,19 +139,22 @@ def main(argv=None) -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")  # fmt: skip
     print(f"  features (1 process):    {batch.seconds / feat_time:8.1f} audio-s/s")
 
-    runs = [("cpu", prec) for prec in args.precisions]
+    runs = [("cpu", prec, True) for prec in args.precisions]
+    if args.torch_gru and model_cfg.rnn_type == "gru":
+        runs += [("cpu", prec, False) for prec in args.precisions]
     if torch.cuda.is_available():
-        runs.append(("cuda", "bf16"))
-    for dev, prec in runs:
+        runs.append(("cuda", "bf16", True))
+    for dev, prec, fast_gru in runs:
         torch.manual_seed(0)
         model = DeepSpeech2(model_cfg)
+        model.fast_cpu_gru = fast_gru
         warmup, steps, note = args.warmup, args.steps, ""
         if dev == "cpu" and prec == "bf16" and not cpu_has_fast_bf16():
             # Emulated bf16 takes minutes per step: one step tells the story.
             warmup, steps, note = 0, 1, "  [no native bf16 on this CPU: emulated]"
         times = time_steps(model, batch, torch.device(dev), prec, warmup, steps)
         med = statistics.median(times)
-        label = f"train {dev} {prec}:"
+        label = f"train {dev} {prec}{'' if fast_gru else ' nn.GRU'}:"
         print(f"  {label:24s} {batch.seconds / med:8.1f} audio-s/s  "
               f"({med:.2f} s/step, median of {len(times)}){note}", flush=True)  # fmt: skip
 

@@ -217,3 +217,74 @@ def test_config_round_trip_and_presets():
         preset("ds2-huge")
     with pytest.raises(ValueError, match="rnn_type"):
         preset("ds2-small", rnn_type="transformer")
+
+
+def _gru_config(**overrides) -> ModelConfig:
+    cfg = tiny_config()
+    return ModelConfig.from_dict(
+        {**cfg.to_dict(), "rnn_type": "gru", "rnn_layers": 3, "rnn_hidden": 16, **overrides}
+    )
+
+
+def _outputs_and_grads(model, feats, lengths, weights):
+    model.zero_grad()
+    x = feats.clone().requires_grad_(True)
+    log_probs, _ = model(x, lengths)
+    (log_probs * weights).sum().backward()
+    grads = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
+    return log_probs.detach(), x.grad, grads
+
+
+def test_the_cpu_gru_training_path_is_nn_grus_maths():
+    """Training a GRU on the CPU goes through ds2.gru (its own backward); the outputs, the input's
+    gradient and every parameter's gradient are nn.GRU's on a packed batch (float64: exactly, up
+    to rounding), whatever the padding."""
+    torch.manual_seed(4)
+    model = DeepSpeech2(_gru_config()).double().eval()  # eval: no dropout; grads still flow
+    lengths = torch.tensor([60, 23, 1, 47])
+    feats = 5 * torch.randn(4, 201, 60, dtype=torch.float64)  # loud padding: must not matter
+    weights = torch.randn(4, 30, 29, dtype=torch.float64)
+    assert model._fast_cpu_gru(feats) and torch.is_grad_enabled()
+    fast = _outputs_and_grads(model, feats, lengths, weights)
+    model.fast_cpu_gru = False
+    ref = _outputs_and_grads(model, feats, lengths, weights)
+    for got, want in zip(fast[:2], ref[:2]):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    assert fast[2].keys() == ref[2].keys()
+    for name in ref[2]:
+        assert ref[2][name].abs().sum() > 0, name
+        torch.testing.assert_close(fast[2][name], ref[2][name], rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # inference keeps nn.GRU, and reads the same
+        model.fast_cpu_gru = True
+        assert not model._fast_cpu_gru(feats)
+        torch.testing.assert_close(model(feats, lengths)[0], ref[0], rtol=1e-10, atol=1e-12)
+
+
+def test_the_cpu_gru_path_with_frozen_layers_and_in_bf16():
+    torch.manual_seed(5)
+    model = DeepSpeech2(_gru_config(rnn_layers=2)).eval()
+    lengths = torch.tensor([40, 17])
+    feats, weights = torch.randn(2, 201, 40), torch.randn(2, 20, 29)
+    # a frozen first layer (train.py's --freeze-rnn-layers): no gradient for it, the rest as before
+    for name, p in model.rnn.named_parameters():
+        p.requires_grad_("_l0" not in name)
+    fast = _outputs_and_grads(model, feats, lengths, weights)
+    model.fast_cpu_gru = False
+    ref = _outputs_and_grads(model, feats, lengths, weights)
+    for name in ref[2]:
+        if "rnn" in name and "_l0" in name:
+            assert fast[2][name] is None and ref[2][name] is None, name
+        else:
+            torch.testing.assert_close(fast[2][name], ref[2][name], rtol=1e-4, atol=1e-6)
+    # bf16 autocast (the CPU trainer's precision where the CPU has it): nn.GRU's figures within
+    # bf16's rounding
+    outs = []
+    for flag in (True, False):
+        model.fast_cpu_gru = flag
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outs.append(_outputs_and_grads(model, feats, lengths, weights))
+    torch.testing.assert_close(outs[0][0], outs[1][0], rtol=0, atol=0.05)
+    for name, want in outs[1][2].items():
+        if want is not None:
+            got = outs[0][2][name]
+            assert torch.linalg.norm(got - want) <= 0.05 * torch.linalg.norm(want) + 1e-6, name
