@@ -92,6 +92,19 @@ def _round(folder, step, seed, parent):
     )
 
 
+def _round_after(folder, step, seed, first, first_step, first_parent):
+    """A round started from checkpoint ``first`` (itself at ``first_step``, from
+    ``first_parent``): it records that round among its earlier stages."""
+    return make_tiny_checkpoint(
+        folder,
+        seed=5,
+        steps=step,
+        config={"seed": seed},
+        init_from={"spec": str(first)},
+        earlier_stages=[{"steps": first_step, "init_from": first_parent}],
+    )
+
+
 def test_checkpoints_of_two_runs_need_mixed(tmp_path, capsys):
     """A mix of runs is refused by default (the kept record would describe only the newest);
     with --mixed every source is listed."""
@@ -122,14 +135,7 @@ def test_mixed_mean_keeps_the_later_runs_record(tmp_path):
     started from another's weights has more earlier stages (session 30: the mean of a soup at
     step 448 and the round trained from it, at step 413, kept the soup's record)."""
     first = _round(tmp_path / "deep4" / "avg", 448, 2029, "exp/deep3/avg")
-    later = make_tiny_checkpoint(
-        tmp_path / "deep5" / "avg",
-        seed=5,
-        steps=413,
-        config={"seed": 2030},
-        init_from={"spec": str(first)},
-        earlier_stages=[{"steps": 448, "init_from": "exp/deep3/avg"}],
-    )
+    later = _round_after(tmp_path / "deep5" / "avg", 413, 2030, first, 448, "exp/deep3/avg")
     for order in ([first, later], [later, first]):
         out = average_checkpoints(order, tmp_path / "soup", mixed=True)
         training = json.loads((out / "config.json").read_text())["training"]
@@ -196,3 +202,23 @@ def test_an_exported_folder_is_averaged_as_the_float32_weights_it_stands_for(tmp
             torch.testing.assert_close(
                 v.double(), (want[k].double() + plain[k].double()) / 2, rtol=0, atol=1e-6
             )
+
+
+def test_the_float_copy_of_a_shipped_soup_keeps_the_soups_record(tmp_path):
+    """A bare host has only the shipped folder, a mean of two runs; its mean of one (the float32
+    copy a new round starts from) must keep which steps and runs went in (session 49: the copy
+    recorded only the newest step, and the card re-rendered from it lost the other)."""
+    from train.export import export
+
+    first = _round(tmp_path / "deep27" / "avg", 339, 2051, "exp/soup23/avg")
+    later = _round_after(tmp_path / "deep28" / "avg", 351, 2052, first, 339, "exp/soup23/avg")
+    soup = average_checkpoints([first, later], tmp_path / "soup", mixed=True)
+    shipped = export(soup, tmp_path / "shipped", quantize=6)
+    record = json.loads((soup / "config.json").read_text())["training"]
+    copy = average_checkpoints([shipped], tmp_path / "float")
+    training = json.loads((copy / "config.json").read_text())["training"]
+    assert training["averaged_steps"] == record["averaged_steps"] == [339, 351]
+    assert training["averaged_from"] == record["averaged_from"]
+    # one training checkpoint, no average: its mean of one records its own step
+    one = average_checkpoints([first], tmp_path / "one")
+    assert json.loads((one / "config.json").read_text())["training"]["averaged_steps"] == [339]

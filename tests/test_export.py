@@ -84,7 +84,8 @@ def test_export_folder_loads_to_the_same_model(experiment, tmp_path):
 
     names = {p.name for p in out.iterdir()}
     assert names == {"config.json", "model.safetensors", "lexicon.txt", "lm.arpa", "loss.png",
-                     "eval_results.json", "README.md"}  # fmt: skip
+                     "eval_results.json", "wer.png", "README.md"}  # fmt: skip
+    assert "![WER by set and decoding mode](wer.png)" in (out / "README.md").read_text()
     assert not any(n.startswith("trainer_state") for n in names)
     assert torch.equal(_log_probs(ckpt), _log_probs(out))
 
@@ -238,11 +239,18 @@ def test_model_card_has_worst_errors_corpus_averaging_and_notes(experiment, tmp_
         }
     notes = tmp_path / "notes.md"
     notes.write_text("Steps 0-706 ran on a 20-h corpus, then 100 h.\n")
+    # The JSON alone, with a stale figure beside it: the card's figures are drawn from the
+    # results that ship (session 49 copied a JSON away from its figures, and lost them).
+    (tmp_path / "evals").mkdir()
+    (tmp_path / "evals" / "voices.png").write_bytes(b"stale")
     main([
         "--checkpoint", str(ckpt), "--out", str(tmp_path / "m"), "--notes", str(notes),
-        "--eval", str(_write(tmp_path / "r.json", results)),
+        "--eval", str(_write(tmp_path / "evals" / "r.json", results)),
     ])  # fmt: skip
     text = (tmp_path / "m" / "README.md").read_text()
+    for png in ("wer.png", "voices.png"):
+        assert (tmp_path / "m" / png).read_bytes().startswith(b"\x89PNG"), png
+        assert f"]({png})" in text
     for fact in ("### Worst errors", "**test, greedy**", "`utt0` (9 errors): the [cat->bat0] sat",
                  "`utt4` (5 errors)", "265 (espeak 50.2 h, flite 30.0 h)", "seed 7",
                  "mean of 3 checkpoints (steps 4000, 4250, 4321)", "### Training notes",

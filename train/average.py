@@ -148,7 +148,9 @@ def average_checkpoints(
     cfg["training"] = {
         k: v for k, v in (cfg.get("training") or {}).items() if k != "exported_weights"
     }
-    cfg["training"]["averaged_steps"] = steps
+    if len(folders) > 1 or "averaged_steps" not in cfg["training"]:
+        # the mean of one folder is its float32 copy: an average it copies keeps its own record
+        cfg["training"]["averaged_steps"] = steps
     if len(set(share)) > 1:
         cfg["training"]["averaged_weights"] = [round(w, 6) for w in share]
     if len(runs_seen) > 1:

@@ -52,7 +52,7 @@ from ds2.checkpoint import (
 )
 from ds2.errors import CheckpointError, DS2Error
 from train.checkpointing import lineage
-from train.evaluate import FIGURES, VOICES_PNG
+from train.evaluate import FIGURES, VOICES_PNG, WER_PNG, plot_by_group, plot_results
 from train.plots import audio_hours_seen, peak_lr, read_log
 
 LICENSE = "mit"
@@ -376,6 +376,8 @@ def model_card(
         lines.append(
             desc + ". WER and CER in %, summed over each set (`python -m train.evaluate`)."
         )
+        if (folder / WER_PNG).is_file():
+            lines += ["", f"![WER by set and decoding mode]({WER_PNG})"]
         by_group = results_by_group(results)
         if by_group:
             lines += [
@@ -706,12 +708,14 @@ def export(
             if not path.is_file():
                 raise DS2Error(f"evaluation results not found: {path}")
             results = json.loads(path.read_text())
-            for png in FIGURES:
-                if (path.parent / png).is_file():
-                    shutil.copy2(path.parent / png, tmp / png)
         if results is not None:
             results = _as_shipped(results, out)
             (tmp / EVAL_JSON).write_text(json.dumps(results, indent=2) + "\n")
+            if not test_manifests:
+                # drawn from the results that ship, not looked for beside them: a JSON copied
+                # alone still gets its figures, and a stale figure cannot ship with new tables
+                plot_results(results, tmp / WER_PNG)
+                plot_by_group(results, tmp / VOICES_PNG)
 
         card = model_card(
             tmp, name, repo_id, results, lm_stats, origin, license, str(out), notes=notes
