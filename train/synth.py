@@ -72,8 +72,12 @@ Splits (deterministic given ``--seed``):
 - ``test_unseen_voice``: held-out text x held-out talkers (a talker is a person or an espeak
   accent+variant: all its pitch-shifted configurations are held out together).
 
-Synthesis is not bit-exact from run to run (espeak-ng keeps a little state between
-utterances), so a clip redone after an interruption may differ from the lost one by a few ms.
+espeak-ng's training clips are not bit-exact from run to run (its library, which speaks them,
+keeps a little state between utterances), so one redone after an interruption may differ from the
+lost one by a few ms. Its held-out clips are: each is spoken by a fresh process, so a held-out set
+rebuilt with any job count is the same audio (a 2-h build with 1 and with 2 jobs: every clip
+identical). Float code (soxr's resampling, Kokoro's network) may still round differently on
+another CPU.
 
 Audio is stored as 16-kHz mono FLAC: lossless (the augmentation noise floor survives exactly),
 half the size of int16 wav, and soundfile decodes it faster than a data loader needs.
@@ -729,13 +733,19 @@ _ESPEAK_LIB: list = []  # [instance or None], created once per worker process
 def _espeak(item: Item, tmp: str) -> np.ndarray:
     v = item.voice
     wpm = round(ESPEAK_WPM * item.tempo)
-    if not _ESPEAK_LIB:
-        try:
-            _ESPEAK_LIB.append(_EspeakLib())
-        except OSError:
-            _ESPEAK_LIB.append(None)  # no shared library: the command line works too
-    if _ESPEAK_LIB[0] is not None:
-        return _ESPEAK_LIB[0].synth(item.speak, v.name, wpm, v.pitch)
+    # The shared library keeps state from one utterance to the next, so its clip depends on what
+    # this worker spoke before it, which the pool's scheduling decides. A held-out clip is spoken
+    # by a fresh process instead: the same audio on every build whatever the job count or order,
+    # so an evaluation set rebuilt on another host, or after an interruption, is the same set.
+    # That costs only the held-out splits (a few % of a corpus) the command line's start-up.
+    if item.split == "train":
+        if not _ESPEAK_LIB:
+            try:
+                _ESPEAK_LIB.append(_EspeakLib())
+            except OSError:
+                _ESPEAK_LIB.append(None)  # no shared library: the command line works too
+        if _ESPEAK_LIB[0] is not None:
+            return _ESPEAK_LIB[0].synth(item.speak, v.name, wpm, v.pitch)
     wav = os.path.join(tmp, "espeak.wav")
     _run(["espeak-ng", "-v", v.name, "-s", str(wpm), "-p", str(v.pitch), "-w", wav, item.speak])
     return _read_wav(wav)
