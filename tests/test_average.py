@@ -204,7 +204,7 @@ def test_an_exported_folder_is_averaged_as_the_float32_weights_it_stands_for(tmp
             )
 
 
-def test_the_float_copy_of_a_shipped_soup_keeps_the_soups_record(tmp_path):
+def test_the_float_copy_of_a_shipped_soup_keeps_the_soups_record(tmp_path, capsys):
     """A bare host has only the shipped folder, a mean of two runs; its mean of one (the float32
     copy a new round starts from) must keep which steps and runs went in (session 49: the copy
     recorded only the newest step, and the card re-rendered from it lost the other)."""
@@ -215,8 +215,9 @@ def test_the_float_copy_of_a_shipped_soup_keeps_the_soups_record(tmp_path):
     soup = average_checkpoints([first, later], tmp_path / "soup", mixed=True)
     shipped = export(soup, tmp_path / "shipped", quantize=6)
     record = json.loads((soup / "config.json").read_text())["training"]
-    copy = average_checkpoints([shipped], tmp_path / "float")
-    training = json.loads((copy / "config.json").read_text())["training"]
+    main([str(shipped), "--out", str(tmp_path / "float")])
+    assert f"{shipped} in float32 (averaged steps 339, 351)" in capsys.readouterr().out
+    training = json.loads((tmp_path / "float" / "config.json").read_text())["training"]
     assert training["averaged_steps"] == record["averaged_steps"] == [339, 351]
     assert training["averaged_from"] == record["averaged_from"]
     # one training checkpoint, no average: its mean of one records its own step

@@ -202,8 +202,11 @@ def main(argv=None) -> None:
         out = average_checkpoints(folders, args.out, mixed=args.mixed, weights=args.weights)
     except DS2Error as e:
         raise SystemExit(f"average: error: {e}") from None
-    steps = read_config(out)["training"]["averaged_steps"]
-    print(f"averaged {len(steps)} checkpoints (steps {', '.join(map(str, steps))}) -> {out}")
+    steps = ", ".join(map(str, read_config(out)["training"]["averaged_steps"]))
+    if len(folders) == 1:  # a copy, in float32
+        print(f"{folders[0]} in float32 (averaged steps {steps}) -> {out}")
+    else:
+        print(f"averaged {len(folders)} checkpoints (steps {steps}) -> {out}")
 
 
 if __name__ == "__main__":
