@@ -202,6 +202,13 @@
 #           (espeak talkers re-synthesized again; soup25 there: 8.03 %, 4478 errors): greedy CER
 #           test_unseen_voice 8.06 %, beam + LM WER 10.21 %, valid 5.23 % (not shipped:
 #           soup25 stays)
+#   deep29  on the same host type (session 50), fp32 with ds2.gru's CPU backward:
+#           data/synth_deep29 (with festvox); 190 steps in the 1.1-h clock at 5.6-5.9
+#           audio-s/s, 5.0 h of audio heard; natural-voice validation CER 6.75-6.92 %
+#   soup27  the mean of soup25 and the deep29 mean, as stored, on session 50's reproducible
+#           clips (held-out espeak clips from a fresh process; soup25 there: 7.99 %, 4463
+#           errors): greedy CER test_unseen_voice 8.03 % (4483 errors), beam + LM WER 10.16 %,
+#           valid 5.18 % (not shipped: soup25 stays)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -242,7 +249,7 @@ stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
   soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
   deep22 soup20 deep23 soup21 deep24 soup22 deep25 soup23 deep26 soup24 deep27 soup25
-  deep28 soup26
+  deep28 soup26 deep29 soup27
   average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
@@ -815,6 +822,18 @@ festvox_stage deep28 1.35 1 65 2053 5e-5 "${SLOWER[@]}"
 # soup25's 8.03 on the same rebuilt clips): the mean of soup25 and the deep28 round's mean.
 # SOUP26=0 ships the deep28 round's own mean instead.
 soup_stage soup26
+
+# deep29 (session 50, on session 49's host type: fp32, no bf16): a twenty-ninth round, from
+# soup25 (DEEP28=0: soup26 did not ship), as deep28 (peak lr 5e-5) on another fresh 8-h corpus
+# (seed 67), in a 1.1-h clock, the first with ds2.gru's CPU backward: 190 steps at 5.6-5.9
+# audio-s/s (deep28, nn.GRU's backward, on the same host type: 2.1), 5.0 h of audio heard.
+# DEEP29=0 skips it and soup27.
+festvox_stage deep29 1.1 1 67 2054 5e-5 "${SLOWER[@]}"
+
+# soup27 (session 50, not shipped: test_unseen_voice 8.03 % greedy CER as stored, 4483 errors
+# against soup25's 4463 on the same reproducible clips): the mean of the soup before deep29
+# (soup25 with DEEP28=0) and the deep29 round's mean. SOUP27=0 ships the deep29 round's own mean.
+soup_stage soup27
 
 if run_from average; then
   mean_of "$EXP"
