@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 
 
-def _mm_dtype() -> torch.dtype:
-    """The dtype the recurrent products run in: autocast's (bf16) when it is on, else fp32."""
+def _mm_dtype(state_dtype: torch.dtype) -> torch.dtype:
+    """The dtype the recurrent products run in: autocast's (bf16) when it is on, else the
+    state's."""
     if torch.is_autocast_enabled("cpu"):
         return torch.get_autocast_dtype("cpu")
-    return torch.float32
+    return state_dtype
 
 
 class _GRURecurrence(torch.autograd.Function):
@@ -92,14 +93,16 @@ class _GRURecurrence(torch.autograd.Function):
         return d_xp, d_w, d_b, None
 
 
-def _reverse_within(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """x (T, B, ...) with each sequence's first ``lengths[b]`` steps reversed (padding stays)."""
-    steps = x.shape[0]
-    t = torch.arange(steps, device=x.device)[:, None]
-    lengths = lengths.to(x.device)[None, :]
-    idx = torch.where(t < lengths, lengths - 1 - t, t)  # (T, B): an involution
-    idx = idx.reshape(steps, -1, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(0, idx)
+def _reversal(lengths: torch.Tensor, steps: int) -> torch.Tensor:
+    """The (T, B) time index that reverses each sequence's first ``lengths[b]`` steps and leaves
+    its padding in place: an involution, so it also undoes itself."""
+    t = torch.arange(steps)[:, None]
+    return torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+
+
+def _reorder(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (T, B, F) reordered in time by ``index`` (T, B)."""
+    return x.gather(0, index[..., None].expand_as(x))
 
 
 def gru_forward(rnn: torch.nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -108,11 +111,10 @@ def gru_forward(rnn: torch.nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> to
     ``pad_packed_sequence`` give them."""
     steps = x.shape[1]
     lengths = lengths.to(torch.long).clamp(min=1)
-    mm_dtype = _mm_dtype()
     state_dtype = torch.promote_types(x.dtype, torch.float32)  # fp32 under autocast, or fp64
-    if mm_dtype == torch.float32:
-        mm_dtype = state_dtype
+    mm_dtype = _mm_dtype(state_dtype)
     mask = (torch.arange(steps)[:, None] < lengths[None, :]).to(state_dtype).unsqueeze(-1)
+    reverse = _reversal(lengths, steps) if rnn.bidirectional else None  # one for every layer
     layer_in = x.transpose(0, 1)  # (T, B, I)
     directions = ["", "_reverse"] if rnn.bidirectional else [""]
     for layer in range(rnn.num_layers):
@@ -122,10 +124,10 @@ def gru_forward(rnn: torch.nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> to
             b_ih = getattr(rnn, f"bias_ih_l{layer}{suffix}")
             w_hh = getattr(rnn, f"weight_hh_l{layer}{suffix}")
             b_hh = getattr(rnn, f"bias_hh_l{layer}{suffix}")
-            xin = _reverse_within(layer_in, lengths) if suffix else layer_in
+            xin = _reorder(layer_in, reverse) if suffix else layer_in
             xp = F.linear(xin, w_ih, b_ih).to(state_dtype)  # all steps at once (autocast applies)
             out = _GRURecurrence.apply(xp, w_hh, b_hh.to(state_dtype), mm_dtype) * mask
-            outs.append(_reverse_within(out, lengths) if suffix else out)
+            outs.append(_reorder(out, reverse) if suffix else out)
         layer_in = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
         if layer < rnn.num_layers - 1 and rnn.dropout > 0:
             layer_in = F.dropout(layer_in, rnn.dropout, rnn.training)

@@ -499,6 +499,7 @@ def test_export_tests_on_the_spot_and_reuses_the_kept_network_output(
     shipped = json.loads((tmp_path / "a" / "eval_results.json").read_text())
     assert shipped["model"]["folder"] == str(tmp_path / "a")  # not the export's temporary one
     assert "## Results" in (tmp_path / "a" / "README.md").read_text()
+    assert (tmp_path / "a" / "wer.png").read_bytes().startswith(b"\x89PNG")  # drawn here too
     # the same weights with other LM settings: decoded from the kept output
     main([*args, "--out", str(tmp_path / "b"), "--lm-weight", "2.0"])
     again = json.loads((tmp_path / "b" / "eval_results.json").read_text())

@@ -52,7 +52,7 @@ from ds2.checkpoint import (
 )
 from ds2.errors import CheckpointError, DS2Error
 from train.checkpointing import lineage
-from train.evaluate import FIGURES, VOICES_PNG, WER_PNG, plot_by_group, plot_results
+from train.evaluate import VOICES_PNG, WER_PNG, plot_by_group, plot_results
 from train.plots import audio_hours_seen, peak_lr, read_log
 
 LICENSE = "mit"
@@ -692,15 +692,8 @@ def export(
             from train.evaluate import evaluate
 
             results = evaluate(
-                load_folder(tmp, name=name),
-                test_manifests,
-                out=tmp / "eval",
-                log_probs_dir=log_probs_dir,
+                load_folder(tmp, name=name), test_manifests, log_probs_dir=log_probs_dir
             )
-            for png in FIGURES:
-                if (tmp / "eval" / png).is_file():
-                    shutil.move(tmp / "eval" / png, tmp / png)
-            shutil.rmtree(tmp / "eval")
         elif isinstance(eval_results, dict):
             results = eval_results
         elif eval_results is not None:
@@ -711,11 +704,10 @@ def export(
         if results is not None:
             results = _as_shipped(results, out)
             (tmp / EVAL_JSON).write_text(json.dumps(results, indent=2) + "\n")
-            if not test_manifests:
-                # drawn from the results that ship, not looked for beside them: a JSON copied
-                # alone still gets its figures, and a stale figure cannot ship with new tables
-                plot_results(results, tmp / WER_PNG)
-                plot_by_group(results, tmp / VOICES_PNG)
+            # drawn from the results that ship, never looked for beside an --eval JSON: a JSON
+            # copied alone still gets its figures, and a stale figure cannot ship with new tables
+            plot_results(results, tmp / WER_PNG)
+            plot_by_group(results, tmp / VOICES_PNG)
 
         card = model_card(
             tmp, name, repo_id, results, lm_stats, origin, license, str(out), notes=notes
