@@ -38,52 +38,59 @@ class _GRURecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp, w_hh, b_hh, mm_dtype):
-        hidden = xp.shape[-1] // 3
+        steps, batch, hidden = xp.shape[0], xp.shape[1], xp.shape[-1] // 3
         w = w_hh.t().to(mm_dtype)  # (H, 3H)
-        h = xp.new_zeros(xp.shape[1], hidden)
-        states, rzs, ns, hp_ns = [h], [], [], []
-        for x_t in xp.unbind(0):
-            hp = torch.mm(h.to(mm_dtype), w).to(xp.dtype).add_(b_hh)  # W_hh h + b_hh, (B, 3H)
-            rz = torch.sigmoid(x_t[:, : 2 * hidden] + hp[:, : 2 * hidden])
-            h_n = hp[:, 2 * hidden :]
-            n = torch.tanh(torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], h_n))
-            h = torch.lerp(n, h, rz[:, hidden:])  # (1 - z) n + z h
-            states.append(h)
-            rzs.append(rz)
-            ns.append(n)
-            hp_ns.append(h_n)
-        h_all = torch.stack(states)  # (T + 1, B, H): h_0, then each step's
-        ctx.save_for_backward(w_hh, h_all, torch.stack(rzs), torch.stack(ns), torch.stack(hp_ns))
+        fused = mm_dtype == xp.dtype  # no autocast: W_hh h + b_hh in one product
+        # Every step writes into these in place: no per-step tensors to stack at the end.
+        h_all = xp.new_empty(steps + 1, batch, hidden)  # h_0, then each step's state
+        h_all[0].zero_()
+        gates = xp.new_empty(steps, batch, 3 * hidden)  # r, z and W_hn h + b_hn per step
+        n_all = xp.new_empty(steps, batch, hidden)
+        for t in range(steps):
+            x_t, h, g = xp[t], h_all[t], gates[t]
+            if fused:
+                torch.addmm(b_hh, h, w, out=g)
+            else:
+                g.copy_(torch.mm(h.to(mm_dtype), w)).add_(b_hh)
+            rz, h_n = g[:, : 2 * hidden], g[:, 2 * hidden :]
+            rz.add_(x_t[:, : 2 * hidden]).sigmoid_()
+            n = torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], h_n, out=n_all[t]).tanh_()
+            torch.lerp(n, h, rz[:, hidden:], out=h_all[t + 1])  # (1 - z) n + z h
+        ctx.save_for_backward(w_hh, h_all, gates, n_all)
         ctx.mm_dtype = mm_dtype
         return h_all[1:]
 
     @staticmethod
     def backward(ctx, grad_out):
-        w_hh, h_all, rz, n, hp_n = ctx.saved_tensors
+        w_hh, h_all, gates, n = ctx.saved_tensors
         hidden = n.shape[-1]
         h_prev = h_all[:-1]
-        r, z = rz[..., :hidden], rz[..., hidden:]
+        r, z, hp_n = gates[..., :hidden], gates[..., hidden : 2 * hidden], gates[..., 2 * hidden :]
         w = w_hh.to(ctx.mm_dtype)  # (3H, H)
+        fused = ctx.mm_dtype == h_all.dtype
         go = grad_out.to(h_all.dtype)
         # the step-local derivatives, for all steps at once (a_* are the gates' pre-activations)
         dan_dh = (1 - z) * (1 - n * n)  # n = tanh(a_n), a_n = x_n + r h_n; h = (1 - z) n + z h'
         daz_dh = (h_prev - n) * (z * (1 - z))  # z = sigmoid(a_z)
         dar_dan = hp_n * (r * (1 - r))  # r = sigmoid(a_r)
-        d_hps, d_ans = [], []
+        # Each step writes its gradients in place: d_hp, the gradient of W_hh h + b_hh, and
+        # da_n, of a_n (whose x part differs from the W_hh part by the factor r).
+        d_hp = torch.empty_like(gates)  # (T, B, 3H)
+        d_an = torch.empty_like(n)  # (T, B, H)
         dh = torch.zeros_like(h_all[0])
         for t in range(go.shape[0] - 1, -1, -1):
             dh = dh + go[t]
-            da_n = dh * dan_dh[t]
-            d_hp = torch.cat([da_n * dar_dan[t], dh * daz_dh[t], da_n * r[t]], dim=1)
-            d_hps.append(d_hp)
-            d_ans.append(da_n)
+            da_n = torch.mul(dh, dan_dh[t], out=d_an[t])
+            g = d_hp[t]
+            torch.mul(da_n, dar_dan[t], out=g[:, :hidden])
+            torch.mul(dh, daz_dh[t], out=g[:, hidden : 2 * hidden])
+            torch.mul(da_n, r[t], out=g[:, 2 * hidden :])
             # to h_{t-1}: directly through z, and through W_hh
-            if ctx.mm_dtype == dh.dtype:
-                dh = torch.addmm(dh * z[t], d_hp, w)
+            if fused:
+                dh = torch.addmm(dh * z[t], g, w)
             else:
-                dh = dh * z[t] + torch.mm(d_hp.to(ctx.mm_dtype), w).to(dh.dtype)
-        d_hp = torch.stack(d_hps[::-1])  # (T, B, 3H): the gradient of W_hh h + b_hh
-        d_xp = torch.cat([d_hp[..., : 2 * hidden], torch.stack(d_ans[::-1])], dim=-1)
+                dh = dh * z[t] + torch.mm(g.to(ctx.mm_dtype), w).to(dh.dtype)
+        d_xp = torch.cat([d_hp[..., : 2 * hidden], d_an], dim=-1)
         d_w = d_b = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:  # not for a frozen layer
             flat = d_hp.reshape(-1, 3 * hidden)
