@@ -77,9 +77,14 @@ def manifest_batch(path: Path, batch_seconds: float, model_cfg) -> list[dict]:
     return out
 
 
-def time_steps(model, batch: Batch, device, precision: str, warmup: int, steps: int) -> list[float]:
-    """Seconds per full training step, ``steps`` of them after ``warmup`` untimed ones."""
-    model.to(device).train()
+def time_steps(
+    model, batch: Batch, device, precision: str, warmup: int, steps: int, conv_layout=None
+) -> list[float]:
+    """Seconds per full training step, ``steps`` of them after ``warmup`` untimed ones; the conv
+    weights in ``conv_layout`` if given, else the trainer's (``DeepSpeech2.to_device``)."""
+    model.to_device(device).train()
+    if conv_layout is not None:
+        model.convs.to(memory_format=conv_layout)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     feats = batch.features.to(device)
@@ -123,6 +128,9 @@ def main(argv=None) -> None:
     p.add_argument("--torch-gru", action="store_true",
                    help="also time a GRU preset on the CPU with nn.GRU's own backward "
                         "(ds2.gru's is the default)")  # fmt: skip
+    p.add_argument("--default-conv-layout", action="store_true",
+                   help="also time the CPU runs with the conv weights in PyTorch's default "
+                        "layout (the trainer's, channels-last, is the default)")  # fmt: skip
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,12 +147,14 @@ def main(argv=None) -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")  # fmt: skip
     print(f"  features (1 process):    {batch.seconds / feat_time:8.1f} audio-s/s")
 
-    runs = [("cpu", prec, True) for prec in args.precisions]
+    runs = [("cpu", prec, True, None) for prec in args.precisions]
     if args.torch_gru and model_cfg.rnn_type == "gru":
-        runs += [("cpu", prec, False) for prec in args.precisions]
+        runs += [("cpu", prec, False, None) for prec in args.precisions]
+    if args.default_conv_layout:
+        runs += [("cpu", prec, True, torch.contiguous_format) for prec in args.precisions]
     if torch.cuda.is_available():
-        runs.append(("cuda", "bf16", True))
-    for dev, prec, fast_gru in runs:
+        runs.append(("cuda", "bf16", True, None))
+    for dev, prec, fast_gru, layout in runs:
         torch.manual_seed(0)
         model = DeepSpeech2(model_cfg)
         model.fast_cpu_gru = fast_gru
@@ -152,9 +162,10 @@ def main(argv=None) -> None:
         if dev == "cpu" and prec == "bf16" and not cpu_has_fast_bf16():
             # Emulated bf16 takes minutes per step: one step tells the story.
             warmup, steps, note = 0, 1, "  [no native bf16 on this CPU: emulated]"
-        times = time_steps(model, batch, torch.device(dev), prec, warmup, steps)
+        times = time_steps(model, batch, torch.device(dev), prec, warmup, steps, layout)
         med = statistics.median(times)
-        label = f"train {dev} {prec}{'' if fast_gru else ' nn.GRU'}:"
+        label = f"train {dev} {prec}{'' if fast_gru else ' nn.GRU'}"
+        label += " default convs:" if layout is not None else ":"
         print(f"  {label:24s} {batch.seconds / med:8.1f} audio-s/s  "
               f"({med:.2f} s/step, median of {len(times)}){note}", flush=True)  # fmt: skip
 

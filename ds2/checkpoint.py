@@ -71,7 +71,7 @@ class LoadedModel:
         return {k: d[k] for k in ("lm_weight", "word_score") if k in d}
 
     def to(self, device) -> LoadedModel:
-        self.model.to(device)
+        self.model.to_device(device)
         return self
 
 
@@ -424,7 +424,7 @@ def load_folder(
             )
         raise CheckpointError(f"{weights} does not match its config.json: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
-    model.eval().to(device)
+    model.eval().to_device(device)
 
     files = {}
     for key in ("lexicon", "lm") if decoder_files else ():

@@ -188,6 +188,20 @@ class DeepSpeech2(nn.Module):
         logits = self.head(out)  # (B, T, 2H) -> (B, T, V)
         return logits.float().log_softmax(dim=-1), lengths
 
+    def to_device(self, device) -> DeepSpeech2:
+        """``self.to(device)``, with the conv weights in the layout that device's convolutions run
+        fastest in: channels-last on the CPU, where oneDNN then runs the conv stack about 3x as
+        fast in inference and a quarter to two fifths faster in training
+        (``benchmarks/conv_layout.py``; a whole training step gains a few per cent). CUDA
+        keeps PyTorch's default layout. Same parameters, same maths: only the strides change,
+        and checkpoints are written contiguous. Call it before an optimizer or DDP takes the
+        parameters (it swaps their storage)."""
+        device = torch.device(device)
+        self.to(device)
+        layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+        self.convs.to(memory_format=layout)
+        return self
+
     def _fast_cpu_gru(self, x: torch.Tensor) -> bool:
         """Whether the GRU trains on the CPU here: nn.GRU's CPU backward accumulates each weight
         gradient one time step at a time, about half of a CPU training step."""

@@ -288,3 +288,32 @@ def test_the_cpu_gru_path_with_frozen_layers_and_in_bf16():
         if want is not None:
             got = outs[0][2][name]
             assert torch.linalg.norm(got - want) <= 0.05 * torch.linalg.norm(want) + 1e-6, name
+
+
+def test_to_device_puts_cpu_conv_weights_channels_last_with_the_same_maths():
+    """DeepSpeech2.to_device("cpu") (loading and the trainer) stores the conv weights
+    channels-last, where oneDNN runs them faster: the same parameters, the same outputs and
+    gradients up to summation order, and a state dict that saves and loads as before."""
+    torch.manual_seed(6)
+    cfg = _gru_config(rnn_layers=1)
+    placed, plain = DeepSpeech2(cfg), DeepSpeech2(cfg)
+    plain.load_state_dict(placed.state_dict())
+    assert placed.to_device("cpu") is placed
+    for model, channels_last in ((placed, True), (plain, False)):
+        w = model.convs[-1][0].weight  # more than one input channel: the layouts differ
+        assert w.is_contiguous(memory_format=torch.channels_last) == channels_last
+        assert w.is_contiguous() != channels_last
+    lengths = torch.tensor([50, 31])
+    feats, weights = torch.randn(2, 201, 50), torch.randn(2, 25, 29)
+    got = _outputs_and_grads(placed.eval(), feats, lengths, weights)
+    want = _outputs_and_grads(plain.eval(), feats, lengths, weights)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-4, atol=1e-6)
+    for name, g in want[2].items():
+        torch.testing.assert_close(got[2][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    state = placed.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in plain.state_dict().items())
+    # another device keeps PyTorch's default layout ("meta" stands in for CUDA here)
+    placed.to_device("meta")
+    assert placed.convs[-1][0].weight.is_contiguous()
+    assert placed.convs[-1][0].weight.device.type == "meta"

@@ -640,7 +640,7 @@ def train(cfg: TrainConfig, exp: Path, resume: bool = False) -> dict:
             {**preset(cfg.preset).to_dict(), **cfg.model_overrides, "vocab_size": len(vocab)}
         )
         model = DeepSpeech2(model_cfg)
-    model.to(device).train()
+    model.to_device(device).train()  # before the optimizer and DDP take the parameters
     freeze(model, cfg)
 
     # --- data ---------------------------------------------------------------------------------
