@@ -28,6 +28,7 @@ ROUNDS = [
     ("deep15", "1.1"),
     *[(f"deep{n}", "1.35") for n in range(16, 29)],
     ("deep29", "1.1"),
+    ("deep30", "1.0"),
 ]
 LAST_ROUND = ROUNDS[-1][0]
 
@@ -422,11 +423,11 @@ def test_large_recipe_without_the_last_round_ships_the_soup_before_it(tmp_path):
     assert f"train.export --checkpoint exp/ds2_large_soup{LAST_SOUP - 2}/avg " in r.stdout
     assert f"--loss-png exp/ds2_large_{before2}/loss.png " in r.stdout
     assert f"soup{LAST_SOUP - 1}" not in r.stdout and f"soup{LAST_SOUP}" not in r.stdout
-    # The README's switches: DEEP28=0 DEEP29=0 ships soup25 (session 48's), and DEEP24=0 to
-    # DEEP29=0 soup21 (session 44's), with no round trained.
+    # The README's switches: DEEP28=0 DEEP29=0 DEEP30=0 ships soup25 (session 48's), and
+    # DEEP24=0 to DEEP30=0 soup21 (session 44's), with no round trained.
     for off, soup in (
-        ("DEEP28 DEEP29", "soup25"),
-        ("DEEP24 DEEP25 DEEP26 DEEP27 DEEP28 DEEP29", "soup21"),
+        ("DEEP28 DEEP29 DEEP30", "soup25"),
+        ("DEEP24 DEEP25 DEEP26 DEEP27 DEEP28 DEEP29 DEEP30", "soup21"),
     ):
         r = _run(tree, "ds2_large_synth.sh", STAGE="tune", **dict.fromkeys(off.split(), "0"))
         assert r.returncode == 0, r.stderr

@@ -209,6 +209,11 @@
 #           clips (held-out espeak clips from a fresh process; soup25 there: 7.99 %, 4463
 #           errors): greedy CER test_unseen_voice 8.03 % (4483 errors), beam + LM WER 10.16 %,
 #           valid 5.18 % (not shipped: soup25 stays)
+#   deep30  on the same host type (session 51): data/synth_deep30 (with festvox); 184 steps in
+#           the 1.0-h clock at 6.0-6.2 audio-s/s, 6.1 h of audio heard; natural-voice
+#           validation CER 6.84-7.01 %
+#   soup28  the mean of soup25 and the deep30 mean, as stored, on the reproducible clips:
+#           greedy CER test_unseen_voice 8.04 % (4488 errors; not shipped: soup25 stays)
 #   LM ~2 min (and ~3 min once to build KenLM's build_binary); tuning ~18 min (beam 128) and
 #           evaluation ~20 min on a 2-core CPU (the model runs at a wall-clock RTF of 0.06
 #           there), less on the GPU host.
@@ -249,7 +254,7 @@ stages=(data lm train finetune adapt natural neural blend deep deep2 deep3 deep4
   soup10 deep13 soup11 deep14 soup12 deep15 soup13 deep16
   soup14 deep17 soup15 deep18 soup16 deep19 soup17 deep20 soup18 deep21 soup19
   deep22 soup20 deep23 soup21 deep24 soup22 deep25 soup23 deep26 soup24 deep27 soup25
-  deep28 soup26 deep29 soup27
+  deep28 soup26 deep29 soup27 deep30 soup28
   average tune export)
 LM_DIR=exp/lm
 LM_TEXT=(data/text/train.txt data/text/glosses.txt)
@@ -834,6 +839,17 @@ festvox_stage deep29 1.1 1 67 2054 5e-5 "${SLOWER[@]}"
 # against soup25's 4463 on the same reproducible clips): the mean of the soup before deep29
 # (soup25 with DEEP28=0) and the deep29 round's mean. SOUP27=0 ships the deep29 round's own mean.
 soup_stage soup27
+
+# deep30 (session 51, the same host type): a thirtieth round, from soup25 (DEEP28=0 DEEP29=0:
+# neither soup26 nor soup27 shipped), as deep29 on another fresh 8-h corpus (seed 69) in a
+# 1.0-h clock, with ds2.gru's in-place time loops and channels-last conv weights: 184 steps at
+# 6.0-6.2 audio-s/s, 6.1 h of audio heard. DEEP30=0 skips it and soup28.
+festvox_stage deep30 1.0 1 69 2055 5e-5 "${SLOWER[@]}"
+
+# soup28 (session 51, not shipped: test_unseen_voice 8.04 % greedy CER as stored, 4488 errors
+# against soup25's 4463 on the same reproducible clips): the mean of the soup before deep30
+# (soup25 with DEEP28=0 DEEP29=0) and the deep30 round's mean. SOUP28=0 ships deep30's own mean.
+soup_stage soup28
 
 if run_from average; then
   mean_of "$EXP"
