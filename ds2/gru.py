@@ -57,7 +57,7 @@ class _GRURecurrence(torch.autograd.Function):
             n = torch.addcmul(x_t[:, 2 * hidden :], rz[:, :hidden], h_n, out=n_all[t]).tanh_()
             torch.lerp(n, h, rz[:, hidden:], out=h_all[t + 1])  # (1 - z) n + z h
         ctx.save_for_backward(w_hh, h_all, gates, n_all)
-        ctx.mm_dtype = mm_dtype
+        ctx.mm_dtype, ctx.fused = mm_dtype, fused
         return h_all[1:]
 
     @staticmethod
@@ -67,7 +67,6 @@ class _GRURecurrence(torch.autograd.Function):
         h_prev = h_all[:-1]
         r, z, hp_n = gates[..., :hidden], gates[..., hidden : 2 * hidden], gates[..., 2 * hidden :]
         w = w_hh.to(ctx.mm_dtype)  # (3H, H)
-        fused = ctx.mm_dtype == h_all.dtype
         go = grad_out.to(h_all.dtype)
         # the step-local derivatives, for all steps at once (a_* are the gates' pre-activations)
         dan_dh = (1 - z) * (1 - n * n)  # n = tanh(a_n), a_n = x_n + r h_n; h = (1 - z) n + z h'
@@ -86,7 +85,7 @@ class _GRURecurrence(torch.autograd.Function):
             torch.mul(dh, daz_dh[t], out=g[:, hidden : 2 * hidden])
             torch.mul(da_n, r[t], out=g[:, 2 * hidden :])
             # to h_{t-1}: directly through z, and through W_hh
-            if fused:
+            if ctx.fused:
                 dh = torch.addmm(dh * z[t], g, w)
             else:
                 dh = dh * z[t] + torch.mm(g.to(ctx.mm_dtype), w).to(dh.dtype)
