@@ -1,7 +1,7 @@
 """Command line: ``python -m ds2 transcribe FILE...`` and ``python -m ds2 models``.
 
-    python -m ds2 transcribe talk.wav                       # text on stdout
-    python -m ds2 transcribe talk.wav --decoder beam --format json
+    python -m ds2 transcribe talk.wav                       # text on stdout (beam + the model's LM)
+    python -m ds2 transcribe talk.wav --decoder greedy --format json
     python -m ds2 transcribe a.wav b.flac --format jsonl    # one JSON line per file
     python -m ds2 transcribe film.mp3 --format srt > film.srt
     python -m ds2 transcribe *.wav --format vtt --output-dir subs/
@@ -55,7 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         "default: $DS2_MODEL, else the default shipped model",
     )
     t.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    t.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
+    t.add_argument(
+        "--decoder",
+        choices=("greedy", "beam"),
+        default="beam",
+        help="beam: beam search with the model's LM and lexicon when it ships them, as the app "
+        "does; greedy: the most likely symbol per frame, no search (faster, more misspellings; "
+        "its text is in --format json either way)",
+    )
     t.add_argument(
         "--beam-width", type=int, default=DEFAULT_BEAM_WIDTH, help="hypotheses kept per frame"
     )

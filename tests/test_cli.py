@@ -74,9 +74,15 @@ def test_txt_and_json(tiny_checkpoint, speech_wav, capsys):
     assert text.endswith("\n") and text.count("\n") == 1
 
     argv = ["transcribe", str(speech_wav), "--model", str(tiny_checkpoint), "--format", "json"]
+    assert main(argv + ["--nbest", "2"]) == 0  # beam search is the default, as in the app
+    d = json.loads(capsys.readouterr().out)
+    assert d["decoder"] == "beam" and 1 <= len(d["beam"]) <= 2 and d["text"] == d["beam"][0]["text"]
+    assert d["text"] + "\n" == text  # txt prints the same transcript
+    assert main(argv + ["--decoder", "greedy"]) == 0
+    g = json.loads(capsys.readouterr().out)
+    assert g["decoder"] == "greedy" and g["beam"] == [] and g["text"] == d["greedy"]["text"]
     assert main(argv + ["--decoder", "beam", "--nbest", "2", "--no-lm"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["text"] + "\n" == text or d["greedy"]["text"] + "\n" == text
     assert d["decoder"] == "beam" and 1 <= len(d["beam"]) <= 2 and d["text"] == d["beam"][0]["text"]
     assert " ".join(w["word"] for w in d["words"]) == d["text"]
     for w in d["words"]:
