@@ -57,6 +57,13 @@ data=$(dirname "$libespeak")/espeak-ng-data
 (cd "$data" && cp -r en_dict intonations lang phondata phondata-manifest phonindex phontab voices \
   "$stage/share/espeak-ng-data/")
 cp -rL /usr/share/festival "$stage/share/festival"
+# Only the voices of train.synth's festival engine (FESTIVAL_VOICES), the one the corpus and the
+# rounds speak with: the festvox engine's others (MBROLA's data came along through their
+# symlinks) were 36 MB of a 55-MB archive, and the device takes 64 MiB in all.
+keep=" $(python3 -c 'from train.synth import FESTIVAL_VOICES as v; print(" ".join(v))') "
+for v in "$stage"/share/festival/voices/*/*/; do
+  case "$keep" in *" $(basename "$v") "*) ;; *) rm -rf "$v" ;; esac
+done
 cp /etc/festival.scm "$stage/share/etc-festival.scm"
 tar -C "$stage" -cf - . | xz -T0 -6 > "$OUT/tts.tar.xz"
 
@@ -77,3 +84,16 @@ if [ "${ROUND:-0}" = 1 ]; then
   cp checkpoints/ds2-large-synth/{config.json,model.safetensors} "$OUT/init/"
 fi
 du -sh "$OUT"/*
+# What the device tool will carry: the tracked tree less the folders README.md untracks for the
+# session (UNTRACK), plus this bundle; it takes 64 MiB in all.
+UNTRACK=${UNTRACK:-checkpoints train/resume docs}
+tracked=$(git ls-files -z | grep -zvE "^($(echo "$UNTRACK" | tr ' ' '|'))/" | xargs -0 du -cb |
+  tail -1 | cut -f1)
+bundle=$(du -sb "$OUT" | cut -f1)
+limit=$((64 * 1024 * 1024))
+echo "carry: $(((tracked + bundle) / 1048576)) MiB of 64 (tracked less $UNTRACK:" \
+  "$((tracked / 1024)) KiB; bundle: $((bundle / 1024)) KiB)"
+if [ $((tracked + bundle)) -gt "$limit" ]; then
+  echo "bundle.sh: over the device's 64 MiB by $(((tracked + bundle - limit) / 1024)) KiB" >&2
+  exit 1
+fi
