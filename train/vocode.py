@@ -23,6 +23,8 @@ the same. Writes ``OUT/audio/*.flac`` and ``OUT/train.jsonl`` (rows as the sourc
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -147,19 +149,13 @@ def vocode_manifest(
         f0, formant = draw(r, seed, f0_range, formant_range)
         path = out_dir / "audio" / f"{i // 1000:04d}" / f"{i:06d}-{Path(r['audio']).stem}.flac"
         todo.append((r, path, f0, formant))
-    bar = tqdm(total=len(todo), desc="vocode", unit="clip", disable=not progress)
-    new = []
-    if jobs <= 1:
-        for job in todo:
-            new.append(_one(job))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(jobs) as pool:
-            for row in pool.map(_one, todo, chunksize=8):
-                new.append(row)
-                bar.update()
-    bar.close()
-    return new
+    with contextlib.ExitStack() as stack:
+        mapper = map
+        if jobs > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(jobs))
+            mapper = functools.partial(pool.map, chunksize=8)
+        rows = mapper(_one, todo)
+        return list(tqdm(rows, total=len(todo), desc="vocode", unit="clip", disable=not progress))
 
 
 def _range(text: str) -> tuple[float, float]:

@@ -87,8 +87,8 @@ du -sh "$OUT"/*
 # What the device tool will carry: the tracked tree less the folders README.md untracks for the
 # session (UNTRACK), plus this bundle; it takes 64 MiB in all.
 UNTRACK=${UNTRACK:-checkpoints train/resume docs}
-tracked=$(git ls-files -z | grep -zvE "^($(echo "$UNTRACK" | tr ' ' '|'))/" | xargs -0 du -cb |
-  tail -1 | cut -f1)
+tracked=$(git ls-files -z | grep -zvE "^($(echo "$UNTRACK" | tr ' ' '|'))/" |
+  du -cb --files0-from=- | tail -1 | cut -f1)   # one total, however many files
 bundle=$(du -sb "$OUT" | cut -f1)
 limit=$((64 * 1024 * 1024))
 echo "carry: $(((tracked + bundle) / 1048576)) MiB of 64 (tracked less $UNTRACK:" \
